@@ -1,0 +1,159 @@
+import { expressConnectMiddleware } from "@connectrpc/connect-express";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import express, { type Express } from "express";
+import type { Knex } from "knex";
+import type { Logger } from "../../lib/logger.js";
+import { createBearerCheck } from "./auth.js";
+import type { ApiConfig } from "./config.js";
+import { createKnex, ensureDatabaseExists } from "./db/database.js";
+import { startEmbeddedPostgres } from "./db/embedded-postgres.js";
+import { migrateToLatest } from "./db/migrations.js";
+import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
+import { type ApiMetrics, createApiMetrics } from "./metrics.js";
+import { createProductService } from "./products/product-service.js";
+import { createProductStore, type ProductStore } from "./products/product-store.js";
+import { createDocsRouter } from "./rest/openapi.js";
+import { createRestRouter } from "./rest/rest-routes.js";
+import { createAuthInterceptor, createObservabilityInterceptor } from "./rpc/interceptors.js";
+import { createProductServiceImpl } from "./rpc/product-routes.js";
+import { createRoutes } from "./rpc/routes.js";
+
+export interface RunningApi {
+  port: number;
+  /** Base URL, e.g. http://127.0.0.1:8000 */
+  url: string;
+  knex: Knex;
+  metrics: ApiMetrics;
+  /** Graceful: stops accepting, lets in-flight requests finish, closes the pool. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root of the API: database, use cases, REST and RPC routes, one listening port.
+ * Nothing runs until start(), so tests can start real instances on port 0.
+ */
+export function createApi(config: ApiConfig, logger: Logger) {
+  return {
+    async start(): Promise<RunningApi> {
+      const cleanups: (() => Promise<void>)[] = [];
+      try {
+        let databaseUrl = config.databaseUrl;
+        if (databaseUrl === undefined) {
+          const embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort, logger);
+          cleanups.unshift(embedded.stop);
+          databaseUrl = embedded.url;
+        }
+        await ensureDatabaseExists(databaseUrl, logger);
+        const knex = createKnex({
+          url: databaseUrl,
+          poolMax: config.dbPoolMax,
+          connectTimeoutMs: config.dbConnectTimeoutMs,
+          statementTimeoutMs: config.dbStatementTimeoutMs,
+        });
+        cleanups.unshift(() => knex.destroy());
+        if (config.migrateOnStart) {
+          const applied = await migrateToLatest(knex);
+          if (applied.length > 0) logger.info({ migrations: applied }, "applied migrations");
+        }
+        const metrics = createApiMetrics();
+        const store = createProductStore(knex);
+        const server = buildServer(config, logger, metrics, store);
+        const port = await server.listen(config.port, config.host);
+        logger.info({ port, host: config.host, auth: config.apiToken !== undefined }, "api listening");
+        return {
+          port,
+          url: `http://127.0.0.1:${port}`,
+          knex,
+          metrics,
+          async stop() {
+            logger.info("api shutting down");
+            await server.close(config.shutdownTimeoutMs);
+            for (const cleanup of cleanups) await cleanup();
+            logger.info("api stopped");
+          },
+        };
+      } catch (error) {
+        for (const cleanup of cleanups) await cleanup().catch(() => {});
+        throw error;
+      }
+    },
+  };
+}
+
+function buildServer(config: ApiConfig, logger: Logger, metrics: ApiMetrics, store: ProductStore): DualProtocolServer {
+  const isAuthorized = createBearerCheck(config.apiToken);
+  const impl = createProductServiceImpl(createProductService(store));
+  const isReady = () =>
+    store.ping().then(
+      () => true,
+      () => false,
+    );
+  const connectOptions = {
+    routes: createRoutes({ products: impl, isReady }),
+    readMaxBytes: config.maxBodyBytes,
+    maxTimeoutMs: config.maxRpcDeadlineMs,
+    interceptors: [
+      createObservabilityInterceptor(metrics, logger),
+      createAuthInterceptor((authorization) => isAuthorized(authorization)),
+    ],
+  };
+  const app = createExpressApp(config, logger, metrics, isReady, isAuthorized, impl);
+  app.use(expressConnectMiddleware(connectOptions));
+  app.use((req, res) => {
+    res.status(404).json({ error: "not_found", message: `no route for ${req.method} ${req.path}` });
+  });
+  return createDualProtocolServer({
+    http1: app,
+    http2: connectNodeAdapter({
+      ...connectOptions,
+      fallback: (_req, res) => {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "not_found", message: "HTTP/2 serves RPCs only; use HTTP/1.1 for REST" }));
+      },
+    }),
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+  });
+}
+
+function createExpressApp(
+  config: ApiConfig,
+  logger: Logger,
+  metrics: ApiMetrics,
+  isReady: () => Promise<boolean>,
+  isAuthorized: (authorization: string | undefined) => boolean,
+  impl: ReturnType<typeof createProductServiceImpl>,
+): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("strict routing", true);
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on("finish", () => {
+      // RPCs are recorded by their interceptor; here only what express routed (or nothing did).
+      const route = req.route?.path as string | undefined;
+      if (route === undefined && res.statusCode !== 404) return;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.requests.observe(
+        { protocol: "rest", route: route ?? "unmatched", status: String(res.statusCode) },
+        seconds,
+      );
+      if (res.statusCode >= 500)
+        logger.warn({ method: req.method, path: req.path, status: res.statusCode }, "request failed");
+    });
+    next();
+  });
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+  app.get("/readyz", async (_req, res) => {
+    if (await isReady()) res.json({ status: "ready" });
+    else res.status(503).json({ error: "unavailable", message: "database unavailable" });
+  });
+  app.get("/metrics", async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use(createDocsRouter());
+  app.use(createRestRouter({ impl, isAuthorized, maxBodyBytes: config.maxBodyBytes }));
+  return app;
+}

@@ -1,0 +1,60 @@
+import { createEnvReader, type Env, LOG_LEVELS, type LogLevel } from "../../lib/env.js";
+import { normaliseDatabaseUrl } from "./db/database.js";
+
+export interface ApiConfig {
+  port: number;
+  host: string;
+  /** Unset: run the embedded PostgreSQL with data under dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  embeddedPostgresPort: number;
+  dbPoolMax: number;
+  dbConnectTimeoutMs: number;
+  dbStatementTimeoutMs: number;
+  migrateOnStart: boolean;
+  /** When set, writes need "Authorization: Bearer <token>". */
+  apiToken: string | undefined;
+  logLevel: LogLevel;
+  /** Largest request body, REST and RPC alike. */
+  maxBodyBytes: number;
+  /** Longest time to receive a request's headers / whole request. */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Cap on the deadline an RPC client may ask for; also the deadline of RPCs that set none. */
+  maxRpcDeadlineMs: number;
+  /** Time in-flight requests get to finish on SIGTERM before connections are closed. */
+  shutdownTimeoutMs: number;
+}
+
+export function loadApiConfig(env: Env = process.env): ApiConfig {
+  const read = createEnvReader(env);
+  const databaseUrl = read.optional("DATABASE_URL");
+  if (databaseUrl !== undefined) {
+    try {
+      const url = new URL(normaliseDatabaseUrl(databaseUrl));
+      if (!/^postgres(ql)?:$/.test(url.protocol)) throw new Error("not postgres");
+    } catch {
+      read.problem("DATABASE_URL: expected a PostgreSQL URL such as postgresql://user:password@host:5432/products");
+    }
+  }
+  const config: ApiConfig = {
+    port: read.int("PORT", 8000, 0, 65535),
+    host: read.string("HOST", "0.0.0.0"),
+    databaseUrl: databaseUrl === undefined ? undefined : normaliseDatabaseUrl(databaseUrl),
+    dataDir: read.string("DATA_DIR", ".data"),
+    embeddedPostgresPort: read.int("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535),
+    dbPoolMax: read.int("DB_POOL_MAX", 20, 1, 1000),
+    dbConnectTimeoutMs: read.int("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
+    dbStatementTimeoutMs: read.int("DB_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000),
+    migrateOnStart: read.bool("MIGRATE_ON_START", true),
+    apiToken: read.optional("API_TOKEN"),
+    logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    maxBodyBytes: read.int("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    headersTimeoutMs: read.int("HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
+    requestTimeoutMs: read.int("REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
+    maxRpcDeadlineMs: read.int("MAX_RPC_DEADLINE_MS", 30_000, 100, 600_000),
+    shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+  };
+  read.done();
+  return config;
+}

@@ -1,0 +1,26 @@
+import type { Knex } from "knex";
+import * as createProducts from "./migrations/20261127000000_create_products.js";
+
+/**
+ * Migrations are imported statically rather than found by scanning a folder, so they run the same
+ * from TypeScript sources, compiled output or a bundle. Add new ones at the end.
+ */
+const migrations: Record<string, Knex.Migration> = {
+  "20261127000000_create_products": createProducts,
+};
+
+const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(migrations),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => migrations[name] as Knex.Migration,
+};
+
+/** Applies pending migrations; knex's lock table makes concurrent starts safe. Returns the names applied. */
+export async function migrateToLatest(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}
+
+export async function rollbackAll(knex: Knex): Promise<void> {
+  await knex.migrate.rollback({ migrationSource }, true);
+}

@@ -1,0 +1,41 @@
+/**
+ * The errors the API can answer with. Codes are Connect/gRPC code names; each edge (REST, RPC) maps
+ * them in one place. The cause is for logs only and never reaches a client.
+ */
+export type ErrorCode =
+  | "invalid_argument"
+  | "not_found"
+  | "unauthenticated"
+  | "unavailable"
+  | "resource_exhausted"
+  | "deadline_exceeded"
+  | "internal";
+
+export interface FieldViolation {
+  /** Path of the field, e.g. "pricing.currency". */
+  field: string;
+  description: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly violations: readonly FieldViolation[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "ApiError";
+  }
+}
+
+export function invalidArgument(violations: readonly FieldViolation[]): ApiError {
+  const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  return new ApiError("invalid_argument", `invalid product: ${summary}`, violations);
+}
+
+/** Turns anything thrown into an ApiError; unknown errors become a bare "internal". */
+export function asApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  return new ApiError("internal", "internal error", [], { cause: error });
+}

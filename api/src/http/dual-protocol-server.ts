@@ -1,0 +1,131 @@
+import { once } from "node:events";
+import http, { type RequestListener } from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { Duplex } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
+
+/** Every HTTP/2 connection opens with this preface; no HTTP/1.x request starts with "PRI ". */
+const HTTP2_PREFACE_START = Buffer.from("PRI ");
+
+export interface DualProtocolServerOptions {
+  /** Serves HTTP/1.1 requests (express: REST, docs, Connect and gRPC-Web). */
+  http1: RequestListener;
+  /** Serves cleartext HTTP/2 requests (gRPC, Connect and gRPC-Web over h2c). */
+  http2: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Idle time after which keep-alive connections and HTTP/2 sessions are closed. */
+  idleTimeoutMs?: number;
+}
+
+export interface DualProtocolServer {
+  /** Resolves with the bound port (useful with port 0). */
+  listen(port: number, host: string): Promise<number>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish for up to timeoutMs, then closes
+   * what is left.
+   */
+  close(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * One port for HTTP/1.1 and HTTP/2 with prior knowledge (h2c). Express cannot speak HTTP/2, so
+ * each connection is routed by its first bytes: the HTTP/2 preface goes to Node's http2 server,
+ * anything else to the HTTP/1.1 server.
+ */
+export function createDualProtocolServer(options: DualProtocolServerOptions): DualProtocolServer {
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const h1 = http.createServer(
+    {
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      keepAliveTimeout: 5_000,
+    },
+    options.http1,
+  );
+  const h2 = http2.createServer({}, options.http2);
+  h2.setTimeout(idleTimeoutMs);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  const sockets = new Set<net.Socket>();
+  const routed = new WeakSet<net.Socket>();
+  const listener = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    // A client that connects and sends nothing must not hold the socket forever.
+    socket.setTimeout(options.headersTimeoutMs, () => socket.destroy());
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < HTTP2_PREFACE_START.length && HTTP2_PREFACE_START.subarray(0, head.length).equals(head)) return;
+      socket.off("data", onData);
+      socket.pause();
+      socket.setTimeout(0);
+      routed.add(socket);
+      if (head.subarray(0, HTTP2_PREFACE_START.length).equals(HTTP2_PREFACE_START)) {
+        h2.emit("connection", replayingStream(socket, head));
+      } else {
+        socket.unshift(head);
+        h1.emit("connection", socket);
+      }
+      socket.resume();
+    };
+    socket.on("data", onData);
+    socket.on("error", () => socket.destroy());
+  });
+
+  return {
+    async listen(port, host) {
+      listener.listen(port, host);
+      await once(listener, "listening");
+      return (listener.address() as net.AddressInfo).port;
+    },
+    async close(timeoutMs) {
+      listener.close();
+      for (const session of sessions) session.close();
+      for (const socket of sockets) if (!routed.has(socket)) socket.destroy();
+      const deadline = Date.now() + timeoutMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        h1.closeIdleConnections();
+        await delay(25);
+      }
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+/**
+ * The socket as a plain duplex stream that first replays the bytes already read. Node's HTTP/2
+ * session reads a net.Socket's native handle directly and would miss bytes given back with
+ * unshift(); over a plain stream it reads through JavaScript instead.
+ */
+function replayingStream(socket: net.Socket, head: Buffer): Duplex {
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(error, callback) {
+      socket.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  stream.push(head);
+  socket.on("data", (chunk: Buffer) => {
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => stream.push(null));
+  socket.on("close", () => stream.destroy());
+  socket.on("error", (error) => stream.destroy(error));
+  return stream;
+}

@@ -1,0 +1,218 @@
+import { create } from "@bufbuild/protobuf";
+import type { Knex } from "knex";
+import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
+import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
+import { ProductRow } from "../db/product-model.js";
+import { ApiError } from "../errors.js";
+import { formatTimestamp, parseTimestamp } from "./timestamp.js";
+
+export interface WriteResult {
+  product: Product;
+  outcome: WriteOutcome;
+}
+
+/** Position in the list order (created_at, id); the page token encodes it. */
+export interface ListCursor {
+  createdAt: string;
+  id: string;
+}
+
+export interface ProductStore {
+  /** Upserts validated products in order; returns one result per input, in input order. */
+  upsert(products: readonly Product[]): Promise<WriteResult[]>;
+  get(id: string): Promise<Product | undefined>;
+  list(pageSize: number, after: ListCursor | undefined): Promise<{ products: Product[]; next?: ListCursor }>;
+  /** Throws an "unavailable" ApiError when the database does not answer. */
+  ping(): Promise<void>;
+}
+
+const CONTENT_COLUMNS = ["name", "description", "amount", "currency", "quantity", "availability_at", "category"];
+
+/**
+ * One statement per round: a write is applied only when it is not older than the stored
+ * availability and actually changes something, so replays, duplicates and late arrivals change
+ * nothing and concurrent upserts of one id never fail.
+ */
+const UPSERT_SQL = `
+INSERT INTO products AS p (id, ${CONTENT_COLUMNS.join(", ")})
+SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::numeric[], ?::text[], ?::int[], ?::timestamptz[], ?::text[])
+ON CONFLICT (id) DO UPDATE SET
+  ${CONTENT_COLUMNS.map((c) => `${c} = excluded.${c}`).join(", ")},
+  version = p.version + 1,
+  updated_at = now()
+WHERE p.availability_at <= excluded.availability_at
+  AND (${CONTENT_COLUMNS.map((c) => `p.${c}`).join(", ")})
+      IS DISTINCT FROM (${CONTENT_COLUMNS.map((c) => `excluded.${c}`).join(", ")})
+RETURNING p.*, (xmax = 0) AS inserted`;
+
+export function createProductStore(knex: Knex): ProductStore {
+  const upsertRound = async (db: Knex | Knex.Transaction, round: Product[]) => {
+    const columns = toColumns(round);
+    const { rows } = await db.raw<{ rows: (Record<string, unknown> & { inserted: boolean })[] }>(
+      UPSERT_SQL,
+      columns as Knex.RawBinding[],
+    );
+    const written = new Map(rows.map((row) => [row.id as string, row]));
+    const missing = round.filter((p) => !written.has(p.id)).map((p) => p.id);
+    const current = missing.length > 0 ? await ProductRow.query(db).whereIn("id", missing) : ([] as ProductRow[]);
+    const stored = new Map(current.map((row) => [row.id, row]));
+    return round.map((product): WriteResult => {
+      const row = written.get(product.id);
+      if (row) {
+        return {
+          product: rowToProduct(ProductRow.fromDatabaseJson(row)),
+          outcome: row.inserted ? WriteOutcome.CREATED : WriteOutcome.UPDATED,
+        };
+      }
+      const kept = stored.get(product.id);
+      if (!kept) throw new Error(`product ${product.id} neither written nor found`);
+      const keptProduct = rowToProduct(kept);
+      const isStale = availabilityText(keptProduct) > availabilityText(product);
+      return { product: keptProduct, outcome: isStale ? WriteOutcome.STALE : WriteOutcome.UNCHANGED };
+    });
+  };
+
+  return {
+    upsert: (products) =>
+      withDatabaseErrors(async () => {
+        const rounds = splitIntoRounds(products);
+        if (rounds.length === 1) return reorder(products, await upsertRound(knex, rounds[0] ?? []));
+        return knex.transaction(async (trx) => {
+          const results: WriteResult[] = [];
+          for (const round of rounds) results.push(...(await upsertRound(trx, round)));
+          return reorder(products, results);
+        });
+      }),
+
+    get: (id) =>
+      withDatabaseErrors(async () => {
+        const row = await ProductRow.query(knex).findById(id);
+        return row ? rowToProduct(row) : undefined;
+      }),
+
+    list: (pageSize, after) =>
+      withDatabaseErrors(async () => {
+        const query = ProductRow.query(knex)
+          .orderBy([{ column: "created_at" }, { column: "id" }])
+          .limit(pageSize + 1);
+        if (after) query.whereRaw("(created_at, id) > (?::timestamptz, ?)", [after.createdAt, after.id]);
+        const rows = await query;
+        const page = rows.slice(0, pageSize);
+        const last = page.at(-1);
+        const next = rows.length > pageSize && last ? { createdAt: last.createdAt, id: last.id } : undefined;
+        return { products: page.map(rowToProduct), ...(next ? { next } : {}) };
+      }),
+
+    ping: () =>
+      withDatabaseErrors(async () => {
+        await knex.raw("SELECT 1");
+      }),
+  };
+}
+
+/**
+ * Splits writes so that each round holds an id at most once (one INSERT cannot touch a row twice),
+ * keeping per-id order across rounds. Rounds are sorted by id so concurrent batches lock rows in
+ * the same order and cannot deadlock.
+ */
+export function splitIntoRounds(products: readonly Product[]): Product[][] {
+  const rounds: Product[][] = [];
+  const seen = new Map<string, number>();
+  for (const product of products) {
+    const index = seen.get(product.id) ?? 0;
+    seen.set(product.id, index + 1);
+    const round = rounds[index] ?? [];
+    round.push(product);
+    rounds[index] = round;
+  }
+  for (const round of rounds) round.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return rounds.length > 0 ? rounds : [[]];
+}
+
+/** Puts round-ordered results back in input order. */
+function reorder(products: readonly Product[], results: WriteResult[]): WriteResult[] {
+  const byId = new Map<string, WriteResult[]>();
+  for (const result of results) {
+    const list = byId.get(result.product.id) ?? [];
+    list.push(result);
+    byId.set(result.product.id, list);
+  }
+  return products.map((product) => {
+    const result = byId.get(product.id)?.shift();
+    if (!result) throw new Error(`no write result for product ${product.id}`);
+    return result;
+  });
+}
+
+function toColumns(products: Product[]): (string | number)[][] {
+  return [
+    products.map((p) => p.id),
+    products.map((p) => p.name),
+    products.map((p) => p.description),
+    products.map((p) => p.pricing?.amount ?? "0"),
+    products.map((p) => p.pricing?.currency ?? ""),
+    products.map((p) => p.availability?.quantity ?? 0),
+    products.map(availabilityText),
+    products.map((p) => p.category),
+  ];
+}
+
+function availabilityText(product: Product): string {
+  const timestamp = product.availability?.timestamp;
+  return timestamp ? formatTimestamp(timestamp) : "";
+}
+
+export function rowToProduct(row: ProductRow): Product {
+  return create(ProductSchema, {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    pricing: { amount: canonicalAmount(row.amount), currency: row.currency },
+    availability: { quantity: row.quantity, timestamp: requireTimestamp(row.availabilityAt) },
+    category: row.category,
+    version: BigInt(row.version),
+    createdAt: requireTimestamp(row.createdAt),
+    updatedAt: requireTimestamp(row.updatedAt),
+  });
+}
+
+/** NUMERIC(15,4) comes back as "19.9900": drop the zeros the client did not send. */
+function canonicalAmount(numeric: string): string {
+  return numeric.includes(".") ? numeric.replace(/\.?0+$/, "") : numeric;
+}
+
+function requireTimestamp(text: string) {
+  const timestamp = parseTimestamp(text);
+  if (!timestamp) throw new Error(`unreadable timestamp from the database: ${text}`);
+  return timestamp;
+}
+
+// Classes of SQLSTATE that mean "the database is not there right now", not "the request is wrong".
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-3])/;
+const UNAVAILABLE_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"]);
+
+/** Maps driver errors to ApiErrors; the original error is kept as the cause for logs only. */
+async function withDatabaseErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    throw new ApiError(
+      isUnavailable(error) ? "unavailable" : "internal",
+      isUnavailable(error) ? "database unavailable, retry later" : "internal error",
+      [],
+      { cause: error },
+    );
+  }
+}
+
+function isUnavailable(error: unknown): boolean {
+  const { code, name, message } = (error ?? {}) as { code?: unknown; name?: unknown; message?: unknown };
+  if (typeof code === "string" && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code))) return true;
+  if (code === "57014") return true; // statement timeout
+  if (name === "KnexTimeoutError") return true; // no pooled connection in time
+  return (
+    typeof message === "string" &&
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(message)
+  );
+}

@@ -1,0 +1,98 @@
+import { clone } from "@bufbuild/protobuf";
+import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
+import type { FieldViolation } from "../errors.js";
+import { parseAmount } from "./decimal.js";
+import { isValidTimestamp, truncateToMicros } from "./timestamp.js";
+
+export const LIMITS = {
+  idLength: 128,
+  nameLength: 256,
+  descriptionLength: 4000,
+  categoryLength: 128,
+  maxQuantity: 2 ** 31 - 1,
+} as const;
+
+export type ValidationResult = { ok: true; product: Product } | { ok: false; violations: FieldViolation[] };
+
+// PostgreSQL text cannot hold NUL; other control characters make ids and names unprintable.
+const CONTROL = /\p{Cc}/u;
+const CONTROL_EXCEPT_WHITESPACE = /[^\P{Cc}\t\n\r]/u;
+const CURRENCY = /^[A-Z]{3}$/;
+
+/**
+ * Checks a product sent by a client and returns it in canonical form (amount without superfluous
+ * zeros, timestamp truncated to microseconds), or every violation found. Server-set fields
+ * (version, created_at, updated_at) are ignored.
+ */
+export function validateProduct(input: Product | undefined): ValidationResult {
+  if (!input) return { ok: false, violations: [{ field: "product", description: "is required" }] };
+  const violations: FieldViolation[] = [];
+  const fail = (field: string, description: string) => violations.push({ field, description });
+  const product = clone(ProductSchema, input);
+  product.version = 0n;
+  product.createdAt = undefined;
+  product.updatedAt = undefined;
+
+  checkText("id", product.id, { min: 1, max: LIMITS.idLength, control: CONTROL }, fail);
+  if (product.id.trim() !== product.id) fail("id", "must not start or end with whitespace");
+  checkText("name", product.name, { min: 1, max: LIMITS.nameLength, control: CONTROL }, fail);
+  if (product.name.length > 0 && product.name.trim() === "") fail("name", "must not be blank");
+  checkText(
+    "description",
+    product.description,
+    { min: 0, max: LIMITS.descriptionLength, control: CONTROL_EXCEPT_WHITESPACE },
+    fail,
+  );
+  checkText("category", product.category, { min: 0, max: LIMITS.categoryLength, control: CONTROL }, fail);
+
+  if (!product.pricing) {
+    fail("pricing", "is required");
+  } else {
+    if (product.pricing.amount === "") {
+      fail("pricing.amount", "is required");
+    } else {
+      const amount = parseAmount(product.pricing.amount);
+      if (amount.ok) product.pricing.amount = amount.value;
+      else fail("pricing.amount", amount.reason);
+    }
+    if (product.pricing.currency === "") fail("pricing.currency", "is required");
+    else if (!CURRENCY.test(product.pricing.currency)) {
+      fail("pricing.currency", 'must be an ISO 4217 code: three uppercase letters, e.g. "BRL"');
+    }
+  }
+
+  if (!product.availability) {
+    fail("availability", "is required");
+  } else {
+    const { quantity, timestamp } = product.availability;
+    if (!Number.isInteger(quantity) || quantity < 0 || quantity > LIMITS.maxQuantity) {
+      fail("availability.quantity", `must be an integer from 0 to ${LIMITS.maxQuantity}`);
+    }
+    if (!timestamp) fail("availability.timestamp", "is required");
+    else if (!isValidTimestamp(timestamp)) {
+      fail("availability.timestamp", "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z");
+    } else product.availability.timestamp = truncateToMicros(timestamp);
+  }
+
+  return violations.length > 0 ? { ok: false, violations } : { ok: true, product };
+}
+
+function checkText(
+  field: string,
+  value: string,
+  rule: { min: number; max: number; control: RegExp },
+  fail: (field: string, description: string) => void,
+): void {
+  const length = codePointLength(value);
+  if (!value.isWellFormed()) fail(field, "must be valid Unicode (no lone surrogates)");
+  else if (rule.min > 0 && length === 0) fail(field, "is required");
+  else if (length > rule.max) fail(field, `must be at most ${rule.max} characters (got ${length})`);
+  else if (rule.control.test(value)) fail(field, "must not contain control characters");
+}
+
+/** Lengths count code points, as PostgreSQL's varchar(n) does. */
+function codePointLength(value: string): number {
+  let n = 0;
+  for (const _ of value) n++;
+  return n;
+}

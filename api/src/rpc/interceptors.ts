@@ -1,0 +1,46 @@
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { Logger } from "../../../lib/logger.js";
+import type { ApiMetrics } from "../metrics.js";
+
+/** Methods that may change data need the bearer token; NO_SIDE_EFFECTS methods stay open. */
+export function createAuthInterceptor(isAuthorized: (authorization: string | null) => boolean): Interceptor {
+  return (next) => async (req) => {
+    if (
+      req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS &&
+      !isAuthorized(req.header.get("authorization"))
+    ) {
+      throw new ConnectError("missing or invalid bearer token", Code.Unauthenticated);
+    }
+    return next(req);
+  };
+}
+
+/** Records every RPC in the request histogram and logs failures with their cause (never sent to clients). */
+export function createObservabilityInterceptor(metrics: ApiMetrics, logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const contentType = req.header.get("content-type") ?? "";
+    const protocol = contentType.startsWith("application/grpc-web")
+      ? "grpc-web"
+      : contentType.startsWith("application/grpc")
+        ? "grpc"
+        : "connect";
+    const route = `/${req.service.typeName}/${req.method.name}`;
+    const stop = metrics.requests.startTimer({ protocol, route });
+    try {
+      const response = await next(req);
+      stop({ status: "ok" });
+      return response;
+    } catch (error) {
+      const connectError = ConnectError.from(error);
+      stop({ status: codeToString(connectError.code) });
+      const level = connectError.code === Code.Internal || connectError.code === Code.Unknown ? "error" : "debug";
+      logger[level](
+        { procedure: route, protocol, code: codeToString(connectError.code), err: connectError.cause ?? connectError },
+        "rpc failed",
+      );
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,62 @@
+import { create } from "@bufbuild/protobuf";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import {
+  BatchCreateProductsResultSchema,
+  CreateProductResponseSchema,
+  ProductService,
+} from "#gen/products/v1/product_service_pb.js";
+import type { ProductService as ProductUseCases } from "../products/product-service.js";
+import { toConnectError } from "./connect-errors.js";
+
+export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
+
+/**
+ * ProductService over Connect, gRPC and gRPC-Web. Handlers only translate: the use cases decide.
+ * The REST routes call these same handlers (see rest/rest-routes.ts), so they do not use the
+ * handler context.
+ */
+export function createProductServiceImpl(products: ProductUseCases): ProductServiceImpl {
+  return {
+    async createProduct(request) {
+      const result = await guard(() => products.create(request.product));
+      return create(CreateProductResponseSchema, result);
+    },
+    async batchCreateProducts(request) {
+      const items = await guard(() => products.createMany(request.requests.map((r) => r.product)));
+      return {
+        results: items.map((item) =>
+          create(BatchCreateProductsResultSchema, {
+            result: item.ok
+              ? { case: "response", value: item.result }
+              : {
+                  case: "error",
+                  value: {
+                    code: item.error.code,
+                    message: item.error.message,
+                    fieldViolations: [...item.error.violations],
+                  },
+                },
+          }),
+        ),
+      };
+    },
+    async getProduct(request) {
+      return { product: await guard(() => products.get(request.id)) };
+    },
+    async listProducts(request) {
+      return guard(() => products.list(request.pageSize, request.pageToken));
+    },
+  };
+}
+
+export function registerProductService(router: ConnectRouter, impl: ProductServiceImpl): void {
+  router.service(ProductService, impl);
+}
+
+async function guard<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw toConnectError(error);
+  }
+}
