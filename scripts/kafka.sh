@@ -271,6 +271,10 @@ logger.clientsconfig.name = org.apache.kafka.clients
 logger.clientsconfig.level = WARN
 logger.commonconfig.name = org.apache.kafka.common.config
 logger.commonconfig.level = WARN
+logger.storage.name = org.apache.kafka.storage.internals.log
+logger.storage.level = WARN
+logger.eventperf.name = org.apache.kafka.controller.EventPerformanceMonitor
+logger.eventperf.level = WARN
 EOF
 }
 
@@ -318,7 +322,7 @@ cmd_start() {
   # Serialise concurrent `start`s (e.g. several services' dev scripts) on the same data dir.
   if command -v flock >/dev/null 2>&1; then
     exec 9>"$LOCK_FILE"
-    flock 9
+    flock -w 120 9 || die "another 'start' holds $LOCK_FILE for over 120s"
     if tcp_open "$url_host" "$url_port"; then
       log "already running: ${url_host}:${url_port} answers (started concurrently)"
       return 0
@@ -344,7 +348,7 @@ cmd_start() {
     java_opts
     # shellcheck disable=SC2016 # $$/$1/$@ belong to the inner shell
     setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
-      java "${JAVA_OPTS[@]}" kafka.Kafka "$CONFIG_FILE" >>"$BROKER_LOG" 2>&1 </dev/null &
+      java "${JAVA_OPTS[@]}" kafka.Kafka "$CONFIG_FILE" >>"$BROKER_LOG" 2>&1 </dev/null 9>&- &
     # wait for the pid file written by the child
     for _ in $(seq 1 50); do
       pid="$(read_pid 2>/dev/null)" && break

@@ -5,9 +5,8 @@ import type { Knex } from "knex";
 import type { Logger } from "../../lib/logger.js";
 import { createBearerCheck } from "./auth.js";
 import type { ApiConfig } from "./config.js";
-import { createKnex, ensureDatabaseExists } from "./db/database.js";
-import { startEmbeddedPostgres } from "./db/embedded-postgres.js";
 import { migrateToLatest } from "./db/migrations.js";
+import { openDatabase } from "./db/open-database.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { createProductService } from "./products/product-service.js";
@@ -37,20 +36,9 @@ export function createApi(config: ApiConfig, logger: Logger) {
     async start(): Promise<RunningApi> {
       const cleanups: (() => Promise<void>)[] = [];
       try {
-        let databaseUrl = config.databaseUrl;
-        if (databaseUrl === undefined) {
-          const embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort, logger);
-          cleanups.unshift(embedded.stop);
-          databaseUrl = embedded.url;
-        }
-        await ensureDatabaseExists(databaseUrl, logger);
-        const knex = createKnex({
-          url: databaseUrl,
-          poolMax: config.dbPoolMax,
-          connectTimeoutMs: config.dbConnectTimeoutMs,
-          statementTimeoutMs: config.dbStatementTimeoutMs,
-        });
-        cleanups.unshift(() => knex.destroy());
+        const database = await openDatabase(config, logger);
+        cleanups.unshift(database.close);
+        const { knex } = database;
         if (config.migrateOnStart) {
           const applied = await migrateToLatest(knex);
           if (applied.length > 0) logger.info({ migrations: applied }, "applied migrations");

@@ -25,8 +25,11 @@ const types = {
   },
 };
 
-export function createKnex(options: DatabaseOptions): Knex {
+export function createKnex(options: DatabaseOptions, logger: Logger): Knex {
+  // knex and its pool print to the console by default; their messages belong in our structured log.
+  const log = (message: unknown) => logger.debug({ knex: String(message) }, "database client");
   return knexFactory({
+    log: { warn: log, error: log, debug: log, deprecate: log },
     client: "pg",
     connection: {
       connectionString: options.url,

@@ -2,7 +2,6 @@ import { once } from "node:events";
 import http, { type RequestListener } from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 
 /** Every HTTP/2 connection opens with this preface; no HTTP/1.x request starts with "PRI ". */
@@ -44,6 +43,9 @@ export function createDualProtocolServer(options: DualProtocolServerOptions): Du
     },
     options.http1,
   );
+  // h1 never listens itself: connections are handed to it. Node starts the tracking behind
+  // headersTimeout, requestTimeout and closeIdleConnections() on "listening", so start it here.
+  h1.emit("listening");
   const h2 = http2.createServer({}, options.http2);
   h2.setTimeout(idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -53,7 +55,6 @@ export function createDualProtocolServer(options: DualProtocolServerOptions): Du
   });
 
   const sockets = new Set<net.Socket>();
-  const routed = new WeakSet<net.Socket>();
   const listener = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -66,14 +67,14 @@ export function createDualProtocolServer(options: DualProtocolServerOptions): Du
       socket.off("data", onData);
       socket.pause();
       socket.setTimeout(0);
-      routed.add(socket);
+      socket.unshift(head);
       if (head.subarray(0, HTTP2_PREFACE_START.length).equals(HTTP2_PREFACE_START)) {
-        h2.emit("connection", replayingStream(socket, head));
+        // The session reads the native handle; Node feeds it the unshifted bytes first (nodejs/node#35475).
+        h2.emit("connection", socket);
       } else {
-        socket.unshift(head);
         h1.emit("connection", socket);
+        socket.resume();
       }
-      socket.resume();
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
@@ -88,44 +89,13 @@ export function createDualProtocolServer(options: DualProtocolServerOptions): Du
     async close(timeoutMs) {
       listener.close();
       for (const session of sessions) session.close();
-      for (const socket of sockets) if (!routed.has(socket)) socket.destroy();
       const deadline = Date.now() + timeoutMs;
       while (sockets.size > 0 && Date.now() < deadline) {
         h1.closeIdleConnections();
         await delay(25);
       }
       for (const socket of sockets) socket.destroy();
+      h1.close();
     },
   };
-}
-
-/**
- * The socket as a plain duplex stream that first replays the bytes already read. Node's HTTP/2
- * session reads a net.Socket's native handle directly and would miss bytes given back with
- * unshift(); over a plain stream it reads through JavaScript instead.
- */
-function replayingStream(socket: net.Socket, head: Buffer): Duplex {
-  const stream = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      socket.write(chunk, callback);
-    },
-    final(callback) {
-      socket.end(callback);
-    },
-    destroy(error, callback) {
-      socket.destroy(error ?? undefined);
-      callback(error);
-    },
-  });
-  stream.push(head);
-  socket.on("data", (chunk: Buffer) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => stream.push(null));
-  socket.on("close", () => stream.destroy());
-  socket.on("error", (error) => stream.destroy(error));
-  return stream;
 }

@@ -33,7 +33,7 @@ const CONTENT_COLUMNS = ["name", "description", "amount", "currency", "quantity"
  * availability and actually changes something, so replays, duplicates and late arrivals change
  * nothing and concurrent upserts of one id never fail.
  */
-const UPSERT_SQL = `
+export const UPSERT_SQL = `
 INSERT INTO products AS p (id, ${CONTENT_COLUMNS.join(", ")})
 SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::numeric[], ?::text[], ?::int[], ?::timestamptz[], ?::text[])
 ON CONFLICT (id) DO UPDATE SET

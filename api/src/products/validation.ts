@@ -28,11 +28,8 @@ export function validateProduct(input: Product | undefined): ValidationResult {
   if (!input) return { ok: false, violations: [{ field: "product", description: "is required" }] };
   const violations: FieldViolation[] = [];
   const fail = (field: string, description: string) => violations.push({ field, description });
-  const product = clone(ProductSchema, input);
-  product.version = 0n;
-  product.createdAt = undefined;
-  product.updatedAt = undefined;
-
+  const product = input;
+  let canonicalAmount = "";
   checkText("id", product.id, { min: 1, max: LIMITS.idLength, control: CONTROL }, fail);
   if (product.id.trim() !== product.id) fail("id", "must not start or end with whitespace");
   checkText("name", product.name, { min: 1, max: LIMITS.nameLength, control: CONTROL }, fail);
@@ -52,7 +49,7 @@ export function validateProduct(input: Product | undefined): ValidationResult {
       fail("pricing.amount", "is required");
     } else {
       const amount = parseAmount(product.pricing.amount);
-      if (amount.ok) product.pricing.amount = amount.value;
+      if (amount.ok) canonicalAmount = amount.value;
       else fail("pricing.amount", amount.reason);
     }
     if (product.pricing.currency === "") fail("pricing.currency", "is required");
@@ -71,10 +68,20 @@ export function validateProduct(input: Product | undefined): ValidationResult {
     if (!timestamp) fail("availability.timestamp", "is required");
     else if (!isValidTimestamp(timestamp)) {
       fail("availability.timestamp", "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z");
-    } else product.availability.timestamp = truncateToMicros(timestamp);
+    }
   }
+  if (violations.length > 0) return { ok: false, violations };
 
-  return violations.length > 0 ? { ok: false, violations } : { ok: true, product };
+  // Cloned only now: protobuf-es refuses to copy strings that are not valid Unicode.
+  const canonical = clone(ProductSchema, input);
+  canonical.version = 0n;
+  canonical.createdAt = undefined;
+  canonical.updatedAt = undefined;
+  if (canonical.pricing) canonical.pricing.amount = canonicalAmount;
+  if (canonical.availability?.timestamp) {
+    canonical.availability.timestamp = truncateToMicros(canonical.availability.timestamp);
+  }
+  return { ok: true, product: canonical };
 }
 
 function checkText(

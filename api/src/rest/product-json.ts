@@ -3,6 +3,7 @@ import { AvailabilitySchema, PricingSchema, type Product, ProductSchema } from "
 import type { FieldViolation } from "../errors.js";
 import { amountFromNumber, parseAmount } from "../products/decimal.js";
 import { formatTimestamp, parseTimestamp } from "../products/timestamp.js";
+import { LIMITS } from "../products/validation.js";
 
 /**
  * The REST body of a product, the original project's shape:
@@ -97,8 +98,9 @@ export function productFromJson(body: unknown): ParsedProduct {
       if (quantity === undefined || quantity === null) fail("availability.quantity", "is required");
       else if (typeof quantity !== "number" || !Number.isInteger(quantity))
         fail("availability.quantity", "must be an integer");
-      else if (quantity < 0 || quantity > 2 ** 31 - 1) fail("availability.quantity", "must be from 0 to 2147483647");
-      else count = quantity;
+      else if (quantity < 0 || quantity > LIMITS.maxQuantity) {
+        fail("availability.quantity", `must be from 0 to ${LIMITS.maxQuantity}`);
+      } else count = quantity;
       let observedAt: ReturnType<typeof parseTimestamp>;
       if (typeof timestamp === "string") {
         observedAt = parseTimestamp(timestamp);

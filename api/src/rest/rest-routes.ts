@@ -105,7 +105,8 @@ function readRequest(route: RestRoute, req: Request): Message {
   for (const [name, value] of Object.entries(req.params)) setScalar(input, request, name, String(value), violations);
   if (route.body === "") {
     for (const [name, value] of Object.entries(req.query)) {
-      if (typeof value === "string" && input.fields.some((f) => f.name === name)) {
+      // Path parameters win: GET /products/a?id=b reads product "a".
+      if (typeof value === "string" && !(name in req.params) && input.fields.some((f) => f.name === name)) {
         setScalar(input, request, name, value, violations);
       }
     }

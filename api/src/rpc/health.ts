@@ -19,6 +19,10 @@ export function registerHealthService(router: ConnectRouter, isReady: () => Prom
     async check(request) {
       return { status: await status(request.service) };
     },
+    async list() {
+      const current = await status("");
+      return { statuses: Object.fromEntries([...known].map((service) => [service, { status: current }])) };
+    },
     async *watch(request, context: HandlerContext) {
       let last: Status | undefined;
       while (!context.signal.aborted) {

@@ -1,16 +1,20 @@
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { ProductService } from "#gen/products/v1/product_service_pb.js";
 import type { Logger } from "../../../lib/logger.js";
 import type { ApiMetrics } from "../metrics.js";
 
-/** Methods that may change data need the bearer token; NO_SIDE_EFFECTS methods stay open. */
+/**
+ * ProductService methods that may change data need the bearer token; its NO_SIDE_EFFECTS methods,
+ * health checks and reflection stay open.
+ */
 export function createAuthInterceptor(isAuthorized: (authorization: string | null) => boolean): Interceptor {
   return (next) => async (req) => {
-    if (
-      req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS &&
-      !isAuthorized(req.header.get("authorization"))
-    ) {
+    const isWrite =
+      req.service.typeName === ProductService.typeName &&
+      req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    if (isWrite && !isAuthorized(req.header.get("authorization"))) {
       throw new ConnectError("missing or invalid bearer token", Code.Unauthenticated);
     }
     return next(req);

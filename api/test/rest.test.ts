@@ -1,0 +1,277 @@
+import { expect } from "chai";
+import { seedProductJson, startTestApi, type TestApi, uniqueId } from "./test-api.js";
+
+async function post(api: TestApi, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${api.url}/products/`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+async function get(api: TestApi, path: string) {
+  const response = await fetch(`${api.url}${path}`);
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+describe("REST API", () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi();
+  });
+  after(async () => {
+    await api?.close();
+  });
+
+  describe("POST /products/ (an idempotent upsert keyed by id)", () => {
+    it("when the id is new, then it stores the seed body and answers 201 with version 1", async () => {
+      const { status, body } = await post(api, seedProductJson());
+      expect(status).to.equal(201);
+      expect(body).to.deep.include({
+        id: "12345",
+        name: "Nome do Produto",
+        description: "Descrição do Produto",
+        pricing: { amount: 100, currency: "BRL" },
+        availability: { quantity: 50, timestamp: "2024-06-29T00:30:03.254878Z" },
+        category: "Categoria do Produto",
+        version: 1,
+      });
+      expect(body.created_at).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+      expect(body.updated_at).to.equal(body.created_at);
+    });
+
+    it("when the same content is sent again, then it answers 200 with the same version", async () => {
+      const id = uniqueId();
+      const first = await post(api, seedProductJson({ id }));
+      const again = await post(api, seedProductJson({ id }));
+      expect(again.status).to.equal(200);
+      expect(again.body).to.deep.equal(first.body);
+    });
+
+    it("when the content changes, then it updates and increments the version", async () => {
+      const id = uniqueId();
+      const first = await post(api, seedProductJson({ id }));
+      const changed = await post(
+        api,
+        seedProductJson({ id, availability: { quantity: 49, timestamp: "2024-06-29T00:31:00Z" } }),
+      );
+      expect(changed.status).to.equal(200);
+      expect(changed.body.version).to.equal(2);
+      expect(changed.body.availability).to.deep.equal({ quantity: 49, timestamp: "2024-06-29T00:31:00.000000Z" });
+      expect(changed.body.created_at).to.equal(first.body.created_at);
+      expect(changed.body.updated_at > first.body.updated_at).to.equal(true);
+    });
+
+    it("when the write is older than the stored availability, then the newer data is kept", async () => {
+      const id = uniqueId();
+      await post(api, seedProductJson({ id, availability: { quantity: 10, timestamp: "2024-07-01T00:00:00Z" } }));
+      const late = await post(
+        api,
+        seedProductJson({ id, name: "Old name", availability: { quantity: 99, timestamp: "2024-06-30T00:00:00Z" } }),
+      );
+      expect(late.status).to.equal(200);
+      expect(late.body).to.deep.include({ name: "Nome do Produto", version: 1 });
+      expect(late.body.availability.quantity).to.equal(10);
+    });
+
+    it("when 50 clients create the same id at once, then none fails and one row holds version 1", async () => {
+      const id = uniqueId();
+      const results = await Promise.all(Array.from({ length: 50 }, () => post(api, seedProductJson({ id }))));
+      expect(results.map((r) => r.status).sort()).to.deep.equal([...Array(49).fill(200), 201]);
+      expect(new Set(results.map((r) => r.body.version))).to.deep.equal(new Set([1]));
+      const { rows } = await api.knex.raw("SELECT count(*)::int AS n FROM products WHERE id = ?", [id]);
+      expect(rows[0].n).to.equal(1);
+    });
+
+    it("when 50 clients send different content for one id at once, then none fails and every change counts once", async () => {
+      const id = uniqueId();
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          post(api, seedProductJson({ id, availability: { quantity: i, timestamp: "2024-06-29T00:00:00Z" } })),
+        ),
+      );
+      expect(results.every((r) => r.status === 200 || r.status === 201)).to.equal(true);
+      const stored = await get(api, `/products/${id}`);
+      expect(stored.body.version).to.be.within(1, 50);
+      expect(stored.body.version).to.equal(Math.max(...results.map((r) => r.body.version)));
+    });
+
+    it("keeps 19.99 exact whether sent as a number or a string", async () => {
+      const asNumber = await post(
+        api,
+        seedProductJson({ id: uniqueId(), pricing: { amount: 19.99, currency: "USD" } }),
+      );
+      const asString = await post(
+        api,
+        seedProductJson({ id: uniqueId(), pricing: { amount: "1234567.8901", currency: "EUR" } }),
+      );
+      expect(asNumber.body.pricing).to.deep.equal({ amount: 19.99, currency: "USD" });
+      expect(asString.body.pricing).to.deep.equal({ amount: 1234567.8901, currency: "EUR" });
+      const { rows } = await api.knex.raw("SELECT amount::text AS amount FROM products WHERE id = ?", [
+        asNumber.body.id,
+      ]);
+      expect(rows[0].amount).to.equal("19.9900");
+    });
+
+    it("round-trips Unicode and stores SQL-looking text verbatim", async () => {
+      const id = "ação'; DROP TABLE products; --";
+      const name = "Café ☕ 🙂 ñ 東京 Ω";
+      const created = await post(api, seedProductJson({ id, name, description: "Robert'); DELETE FROM products;--" }));
+      expect(created.status).to.equal(201);
+      const read = await get(api, `/products/${encodeURIComponent(id)}`);
+      expect(read.body).to.deep.include({ id, name, description: "Robert'); DELETE FROM products;--" });
+    });
+  });
+
+  describe("GET /products/{id}", () => {
+    it("when the product exists, then it answers 200 with it", async () => {
+      const id = uniqueId();
+      const created = await post(api, seedProductJson({ id }));
+      const read = await get(api, `/products/${id}`);
+      expect(read.status).to.equal(200);
+      expect(read.body).to.deep.equal(created.body);
+    });
+
+    it("when it does not, then it answers 404 with a JSON error", async () => {
+      const read = await get(api, "/products/does-not-exist");
+      expect(read.status).to.equal(404);
+      expect(read.body).to.deep.equal({ error: "not_found", message: 'product "does-not-exist" not found' });
+    });
+  });
+
+  describe("GET /products/", () => {
+    it("pages through every product once, in creation order", async () => {
+      const ids = Array.from({ length: 7 }, () => uniqueId("page"));
+      for (const id of ids) await post(api, seedProductJson({ id }));
+      const seen: string[] = [];
+      let token = "";
+      let pages = 0;
+      do {
+        const page = await get(api, `/products/?page_size=3${token ? `&page_token=${token}` : ""}`);
+        expect(page.status).to.equal(200);
+        expect(page.body.products.length).to.be.at.most(3);
+        seen.push(...page.body.products.map((p: { id: string }) => p.id));
+        token = page.body.next_page_token;
+        pages++;
+      } while (token && pages < 100);
+      expect(new Set(seen).size).to.equal(seen.length);
+      expect(seen.filter((id) => id.startsWith("page-"))).to.deep.equal(ids);
+    });
+
+    it("defaults to 50 per page", async () => {
+      const page = await get(api, "/products/");
+      expect(page.status).to.equal(200);
+      expect(page.body.products.length).to.be.at.most(50);
+      expect(page.body).to.have.keys(["products", "next_page_token"]);
+    });
+
+    it("rejects a page size above 500, a non-integer page size and a forged token", async () => {
+      const tooBig = await get(api, "/products/?page_size=501");
+      expect(tooBig.status).to.equal(400);
+      expect(tooBig.body.details).to.deep.equal([
+        { field: "page_size", description: "must be an integer from 1 to 500" },
+      ]);
+      expect((await get(api, "/products/?page_size=ten")).body.details[0].field).to.equal("page_size");
+      const forged = await get(api, "/products/?page_token=bm90LWEtdG9rZW4");
+      expect(forged.status).to.equal(400);
+      expect(forged.body.details[0].field).to.equal("page_token");
+    });
+  });
+
+  describe("bad input", () => {
+    const cases: [string, Record<string, unknown>, string][] = [
+      ["a missing id", { id: undefined }, "id"],
+      ["an id over 128 characters", { id: "x".repeat(129) }, "id"],
+      ["an id with a control character", { id: "a\u0007b" }, "id"],
+      ["a missing name", { name: undefined }, "name"],
+      ["a name over 256 characters", { name: "n".repeat(257) }, "name"],
+      ["a description over 4000 characters", { description: "d".repeat(4001) }, "description"],
+      ["a category over 128 characters", { category: "c".repeat(129) }, "category"],
+      ["missing pricing", { pricing: undefined }, "pricing"],
+      ["a lower-case currency", { pricing: { amount: 1, currency: "brl" } }, "pricing.currency"],
+      ["a currency that is not three letters", { pricing: { amount: 1, currency: "REAL" } }, "pricing.currency"],
+      ["a negative amount", { pricing: { amount: -1, currency: "BRL" } }, "pricing.amount"],
+      ["an amount with 5 decimals", { pricing: { amount: 1.00001, currency: "BRL" } }, "pricing.amount"],
+      ["an amount that is not a number", { pricing: { amount: "abc", currency: "BRL" } }, "pricing.amount"],
+      ["a missing amount", { pricing: { currency: "BRL" } }, "pricing.amount"],
+      ["missing availability", { availability: undefined }, "availability"],
+      [
+        "a negative quantity",
+        { availability: { quantity: -1, timestamp: "2024-06-29T00:00:00Z" } },
+        "availability.quantity",
+      ],
+      [
+        "a quantity over 2^31-1",
+        { availability: { quantity: 2 ** 31, timestamp: "2024-06-29T00:00:00Z" } },
+        "availability.quantity",
+      ],
+      [
+        "a fractional quantity",
+        { availability: { quantity: 1.5, timestamp: "2024-06-29T00:00:00Z" } },
+        "availability.quantity",
+      ],
+      [
+        "an unparseable timestamp",
+        { availability: { quantity: 1, timestamp: "29/06/2024" } },
+        "availability.timestamp",
+      ],
+      ["a missing timestamp", { availability: { quantity: 1 } }, "availability.timestamp"],
+      ["a name of the wrong type", { name: 42 }, "name"],
+    ];
+    for (const [what, overrides, field] of cases) {
+      it(`when the body has ${what}, then 400 names ${field} and nothing is written`, async () => {
+        const id = typeof overrides.id === "string" ? overrides.id : uniqueId("bad");
+        const body = seedProductJson({ id, ...overrides });
+        const { status, body: error } = await post(api, body);
+        expect(status).to.equal(400);
+        expect(error.error).to.equal("invalid_argument");
+        expect(error.message)
+          .to.be.a("string")
+          .and.not.match(/select|insert|stack|at \w+ \(/i);
+        expect(error.details.map((d: { field: string }) => d.field)).to.include(field);
+        for (const detail of error.details) expect(detail.description).to.be.a("string").with.length.above(3);
+        const { rows } = await api.knex.raw("SELECT count(*)::int AS n FROM products WHERE id = ?", [id]);
+        expect(rows[0].n).to.equal(0);
+      });
+    }
+
+    it("when the JSON is malformed, then 400", async () => {
+      const { status, body } = await post(api, '{"id": "x",');
+      expect(status).to.equal(400);
+      expect(body).to.deep.equal({
+        error: "invalid_argument",
+        message: "invalid product: body: is not valid JSON",
+        details: [{ field: "body", description: "is not valid JSON" }],
+      });
+    });
+
+    it("when the body is larger than 1 MiB, then 413", async () => {
+      const { status, body } = await post(api, seedProductJson({ description: "x".repeat(1024 * 1024 + 1) }));
+      expect(status).to.equal(413);
+      expect(body.error).to.equal("resource_exhausted");
+    });
+
+    it("when the route does not exist, then 404 JSON", async () => {
+      const { status, body } = await get(api, "/nothing-here");
+      expect(status).to.equal(404);
+      expect(body.error).to.equal("not_found");
+    });
+  });
+
+  describe("operations endpoints", () => {
+    it("GET /healthz and /readyz answer 200 while the database is up", async () => {
+      expect((await get(api, "/healthz")).body).to.deep.equal({ status: "ok" });
+      expect((await get(api, "/readyz")).body).to.deep.equal({ status: "ready" });
+    });
+
+    it("GET /metrics counts requests by route and status in Prometheus format", async () => {
+      await get(api, "/products/missing");
+      const text = await (await fetch(`${api.url}/metrics`)).text();
+      expect(text).to.match(
+        /api_request_duration_seconds_count\{[^}]*route="\/products\/:id"[^}]*status="404"[^}]*\} \d+/,
+      );
+      expect(text).to.include("process_cpu_user_seconds_total");
+    });
+  });
+});

@@ -1,0 +1,218 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { expect } from "chai";
+import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
+import { ProductSchema } from "#gen/products/v1/product_pb.js";
+import { CreateProductRequestSchema, ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
+import { startTestApi, type TestApi, uniqueId } from "./test-api.js";
+
+function newProduct(id = uniqueId("rpc")) {
+  return create(ProductSchema, {
+    id,
+    name: "Nome do Produto",
+    description: "Descrição do Produto",
+    pricing: { amount: "19.99", currency: "BRL" },
+    availability: { quantity: 50, timestamp: timestampFromDate(new Date("2024-06-29T00:30:03.254Z")) },
+    category: "Categoria do Produto",
+  });
+}
+
+describe("ProductService over RPC", () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi();
+  });
+  after(async () => {
+    await api?.close();
+  });
+
+  const transports: [string, () => Transport][] = [
+    ["Connect JSON over HTTP/1.1", () => createConnectTransport({ baseUrl: api.url, httpVersion: "1.1" })],
+    [
+      "Connect binary over HTTP/1.1",
+      () => createConnectTransport({ baseUrl: api.url, httpVersion: "1.1", useBinaryFormat: true }),
+    ],
+    [
+      "Connect binary over HTTP/2",
+      () => createConnectTransport({ baseUrl: api.url, httpVersion: "2", useBinaryFormat: true }),
+    ],
+    ["gRPC over h2c", () => createGrpcTransport({ baseUrl: api.url })],
+    ["gRPC-Web over HTTP/1.1", () => createGrpcWebTransport({ baseUrl: api.url, httpVersion: "1.1" })],
+    ["gRPC-Web over HTTP/2", () => createGrpcWebTransport({ baseUrl: api.url, httpVersion: "2" })],
+  ];
+
+  for (const [name, transport] of transports) {
+    describe(name, () => {
+      it("creates, reads back, updates idempotently and lists", async () => {
+        const client = createClient(ProductService, transport());
+        const product = newProduct();
+        const created = await client.createProduct({ product });
+        expect(created.outcome).to.equal(WriteOutcome.CREATED);
+        expect(created.product?.version).to.equal(1n);
+        expect(created.product?.pricing?.amount).to.equal("19.99");
+        expect(created.product?.description).to.equal("Descrição do Produto");
+
+        const again = await client.createProduct({ product });
+        expect(again.outcome).to.equal(WriteOutcome.UNCHANGED);
+        expect(again.product?.version).to.equal(1n);
+
+        product.availability!.quantity = 7;
+        const updated = await client.createProduct({ product });
+        expect(updated.outcome).to.equal(WriteOutcome.UPDATED);
+        expect(updated.product?.version).to.equal(2n);
+
+        const read = await client.getProduct({ id: product.id });
+        expect(read.product).to.deep.equal(updated.product);
+
+        const page = await client.listProducts({ pageSize: 500 });
+        expect(page.products.map((p) => p.id)).to.include(product.id);
+      });
+
+      it("answers invalid_argument with the field violations as google.rpc.BadRequest", async () => {
+        const client = createClient(ProductService, transport());
+        const product = newProduct();
+        product.pricing = { $typeName: "products.v1.Pricing", amount: "1.23456", currency: "brl" };
+        const error = await client.createProduct({ product }).then(
+          () => expect.fail("accepted an invalid product"),
+          (e: unknown) => ConnectError.from(e),
+        );
+        expect(error.code).to.equal(Code.InvalidArgument);
+        const [details] = error.findDetails(BadRequestSchema);
+        expect(details?.fieldViolations.map((v) => v.field)).to.deep.equal(["pricing.amount", "pricing.currency"]);
+        const stored = await client.getProduct({ id: product.id }).catch((e: unknown) => ConnectError.from(e));
+        expect(stored).to.be.instanceOf(ConnectError).with.property("code", Code.NotFound);
+      });
+    });
+  }
+
+  it("reports what each upsert did: created, updated, unchanged, stale", async () => {
+    const client = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
+    const product = newProduct();
+    expect((await client.createProduct({ product })).outcome).to.equal(WriteOutcome.CREATED);
+    const older = newProduct(product.id);
+    older.availability!.timestamp = timestampFromDate(new Date("2020-01-01T00:00:00Z"));
+    older.name = "stale";
+    const stale = await client.createProduct({ product: older });
+    expect(stale.outcome).to.equal(WriteOutcome.STALE);
+    expect(stale.product?.name).to.equal("Nome do Produto");
+  });
+
+  it("when 50 gRPC clients create one id concurrently, then none fails and exactly one created it", async () => {
+    const client = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
+    const product = newProduct();
+    const results = await Promise.all(Array.from({ length: 50 }, () => client.createProduct({ product })));
+    expect(results.filter((r) => r.outcome === WriteOutcome.CREATED)).to.have.length(1);
+    expect(results.filter((r) => r.outcome === WriteOutcome.UNCHANGED)).to.have.length(49);
+  });
+
+  it("BatchCreateProducts writes valid items in order and reports invalid ones per item", async () => {
+    const client = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
+    const id = uniqueId("batch");
+    const first = newProduct(id);
+    const second = newProduct(id);
+    second.availability!.quantity = 1;
+    const invalid = newProduct();
+    invalid.name = "";
+    const { results } = await client.batchCreateProducts({
+      requests: [{ product: first }, { product: invalid }, { product: second }, { product: first }],
+    });
+    expect(results.map((r) => r.result.case)).to.deep.equal(["response", "error", "response", "response"]);
+    const outcomes = results.map((r) => (r.result.case === "response" ? r.result.value.outcome : undefined));
+    expect(outcomes).to.deep.equal([WriteOutcome.CREATED, undefined, WriteOutcome.UPDATED, WriteOutcome.UPDATED]);
+    const error = results[1]?.result.case === "error" ? results[1].result.value : undefined;
+    expect(error?.code).to.equal("invalid_argument");
+    expect(error?.fieldViolations.map((v) => v.field)).to.deep.equal(["name"]);
+    expect((await client.getProduct({ id })).product?.version).to.equal(3n);
+  });
+
+  it("rejects requests over 1 MiB with resource_exhausted", async () => {
+    const client = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
+    const product = newProduct();
+    product.description = "x".repeat(1024 * 1024 + 10);
+    const error = await client.createProduct({ product }).catch((e: unknown) => ConnectError.from(e));
+    expect(error).to.be.instanceOf(ConnectError).with.property("code", Code.ResourceExhausted);
+  });
+
+  it("serves grpc.health.v1.Health", async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: api.url }));
+    expect((await health.check({ service: "" })).status).to.equal(HealthCheckResponse_ServingStatus.SERVING);
+    expect((await health.check({ service: "products.v1.ProductService" })).status).to.equal(
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
+    const unknown = await health.check({ service: "nope.v1.Nope" }).catch((e: unknown) => ConnectError.from(e));
+    expect(unknown).to.be.instanceOf(ConnectError).with.property("code", Code.NotFound);
+  });
+
+  describe("an independent gRPC implementation (@grpc/grpc-js)", () => {
+    type Callback = (error: grpc.ServiceError | null, response: any) => void;
+    let client: grpc.Client & Record<string, (request: unknown, metadata: grpc.Metadata, callback: Callback) => void>;
+    before(() => {
+      const definition = protoLoader.loadSync("products/v1/product_service.proto", {
+        includeDirs: ["proto", "node_modules/google-proto-files"],
+        longs: String,
+        enums: String,
+        defaults: true,
+      });
+      const loaded = grpc.loadPackageDefinition(definition) as any;
+      client = new loaded.products.v1.ProductService(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure());
+    });
+    after(() => client?.close());
+
+    const call = (method: string, request: unknown) =>
+      new Promise<{ error: grpc.ServiceError | null; response: any }>((resolve) => {
+        client[method]!(request, new grpc.Metadata(), (error, response) => resolve({ error, response }));
+      });
+
+    it("creates and reads a product", async () => {
+      const id = uniqueId("grpcjs");
+      const product = {
+        id,
+        name: "Nome do Produto",
+        pricing: { amount: "100.50", currency: "BRL" },
+        availability: { quantity: 3, timestamp: { seconds: "1719621003", nanos: 254878000 } },
+      };
+      const created = await call("CreateProduct", { product });
+      expect(created.error).to.equal(null);
+      expect(created.response.outcome).to.equal("WRITE_OUTCOME_CREATED");
+      expect(created.response.product.pricing.amount).to.equal("100.5");
+      const read = await call("GetProduct", { id });
+      expect(read.response.product.version).to.equal("1");
+      expect(read.response.product.availability.timestamp).to.deep.equal({ seconds: "1719621003", nanos: 254878000 });
+    });
+
+    it("receives invalid_argument with google.rpc.BadRequest in grpc-status-details-bin", async () => {
+      const { error } = await call("CreateProduct", { product: { id: "x" } });
+      expect(error?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+      const detailsBin = error?.metadata.get("grpc-status-details-bin")[0];
+      expect(detailsBin).to.be.instanceOf(Buffer);
+    });
+
+    it("gets NOT_FOUND for a missing product", async () => {
+      const { error } = await call("GetProduct", { id: "missing" });
+      expect(error?.code).to.equal(grpc.status.NOT_FOUND);
+    });
+  });
+
+  it("rejects a message it cannot decode with an error that says so", async () => {
+    const bytes = toBinary(CreateProductRequestSchema, create(CreateProductRequestSchema, { product: newProduct() }));
+    const response = await fetch(`${api.url}/products.v1.ProductService/CreateProduct`, {
+      method: "POST",
+      headers: { "content-type": "application/proto" },
+      body: Buffer.concat([Buffer.from(bytes), Buffer.from([0xff, 0xff, 0xff])]),
+    });
+    // connect-es classifies binary decode failures as "internal" (its serializer is shared with clients).
+    expect(((await response.json()) as { message: string }).message).to.match(/^parse binary: /);
+    const connectJson = await fetch(`${api.url}/products.v1.ProductService/CreateProduct`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"product": {',
+    });
+    expect(connectJson.status).to.equal(400);
+    expect(((await connectJson.json()) as { code: string }).code).to.equal("invalid_argument");
+  });
+});

@@ -1,0 +1,756 @@
+/**
+ * Create throughput of the API against the same upsert done directly with `pg`.
+ *
+ *   npm run bench:api -- [--duration 10] [--warmup 2] [--concurrency 64] [--server inproc|child]
+ *
+ * Three phases over one fresh database: the raw `pg` baseline (the API's own UPSERT_SQL, same
+ * pool size), REST `POST /products/` and gRPC `CreateProduct` through a real server. Each phase is
+ * a closed loop of `concurrency` clients writing fresh ids. The last stdout line is a one-line
+ * summary meant for scripts; JSON goes to bench/results/.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import knexFactory, { type Knex } from "knex";
+import pg from "pg";
+import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
+import { createApi } from "../api/src/api.js";
+import { type ApiConfig, loadApiConfig } from "../api/src/config.js";
+import { UPSERT_SQL } from "../api/src/products/product-store.js";
+import { formatTimestamp, parseTimestamp } from "../api/src/products/timestamp.js";
+import { createLogger } from "../lib/logger.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BASE_POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const PHASES = ["baseline", "rest", "grpc"] as const;
+const SERVER_MODES = ["inproc", "child"] as const;
+
+type PhaseName = (typeof PHASES)[number];
+type ServerMode = (typeof SERVER_MODES)[number];
+
+interface BenchOptions {
+  durationS: number;
+  /** Unmeasured load at the start of every phase. */
+  warmupS: number;
+  /** Unmeasured REST + gRPC load on a fresh server, before the first phase. */
+  serverWarmupS: number;
+  concurrency: number;
+  server: ServerMode;
+  /** Extra node flags for the API child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS). */
+  serverNodeArgs: string[];
+  phases: PhaseName[];
+}
+
+interface PhaseResult {
+  name: PhaseName;
+  creates: number;
+  seconds: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  maxMs: number;
+  /** Failed creates over the whole phase, warm-up included. */
+  errors: number;
+  /** Distinct error messages with their counts, most frequent first. */
+  errorSamples: { message: string; count: number }[];
+  /** CPU used during the measured window; undefined where /proc is not available. */
+  cpu: CpuUse | undefined;
+}
+
+/** CPU seconds spent in the measured window, by whom. */
+interface CpuUse {
+  /** This process: the load generator, plus the API when it runs in-process. */
+  bench: number;
+  /** The API child process (--server child). */
+  apiChild: number | undefined;
+  /** The PostgreSQL backends connected to the bench database. */
+  postgres: number;
+  /** All processes on the machine, all cores. */
+  machine: number;
+}
+
+/** The seed body's content; only the id changes per create. */
+const SEED = {
+  name: "Nome do Produto",
+  description: "Descrição do Produto",
+  amount: 19.99,
+  currency: "BRL",
+  quantity: 5,
+  timestamp: "2024-06-29T00:30:03.254878",
+  category: "Categoria do Produto",
+};
+const SEED_TIMESTAMP = parseTimestamp(SEED.timestamp);
+if (!SEED_TIMESTAMP) throw new Error(`unreadable seed timestamp ${SEED.timestamp}`);
+
+/** Bindings in the shape the product store sends: one single-row array per column. */
+function upsertBindings(id: string): (string | number)[][] {
+  return [
+    [id],
+    [SEED.name],
+    [SEED.description],
+    [String(SEED.amount)],
+    [SEED.currency],
+    [SEED.quantity],
+    [formatTimestamp(SEED_TIMESTAMP as NonNullable<typeof SEED_TIMESTAMP>)],
+    [SEED.category],
+  ];
+}
+
+/** The exact text node-postgres receives from the API: knex turns `?` into `$n` before sending. */
+function nativeUpsertSql(): string {
+  return knexFactory({ client: "pg" })
+    .raw(UPSERT_SQL, upsertBindings("x") as Knex.RawBinding[])
+    .toSQL()
+    .toNative().sql;
+}
+
+async function main(): Promise<void> {
+  const options = readOptions(process.argv.slice(2));
+  const database = await createBenchDatabase(BASE_POSTGRES_URL);
+  const apiEnv = {
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATABASE_URL: database.url,
+    LOG_LEVEL: "silent",
+    SHUTDOWN_TIMEOUT_MS: "2000",
+  };
+  const config = loadApiConfig(apiEnv);
+  log(
+    `${options.server === "inproc" ? "API and load generator share this Node process" : "API runs in a child process"}` +
+      ` on ${os.availableParallelism()} cores, PostgreSQL on the same machine; database ${database.name}`,
+  );
+  let server: BenchServer | undefined;
+  try {
+    server =
+      options.server === "inproc"
+        ? await startInProcess(config)
+        : await startChildProcess(apiEnv, database.url, options.serverNodeArgs);
+    const serverWarmUpErrors = await warmUpServer(options, server.url);
+    const results = await runPhases(options, config, database.url, server);
+    await server.stop();
+    server = undefined;
+    await report(options, config, results, serverWarmUpErrors);
+  } finally {
+    await server?.stop().catch(() => {});
+    await database.drop();
+  }
+}
+
+async function runPhases(
+  options: BenchOptions,
+  config: ApiConfig,
+  databaseUrl: string,
+  server: BenchServer,
+): Promise<PhaseResult[]> {
+  const admin = new pg.Client({ connectionString: databaseUrl });
+  await admin.connect();
+  const results: PhaseResult[] = [];
+  try {
+    for (const phase of options.phases) {
+      // Every phase starts from an empty table and a fresh checkpoint, so no phase pays for another's rows.
+      await admin.query("TRUNCATE products");
+      await admin.query("CHECKPOINT");
+      const load = await createLoad(phase, options, config, databaseUrl, server.url);
+      try {
+        results.push(await runPhase(phase, load.create, options, () => openCpuWindow(admin, server.pid)));
+      } finally {
+        await load.close();
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  return results;
+}
+
+interface Load {
+  create(id: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function createLoad(
+  phase: PhaseName,
+  options: BenchOptions,
+  config: ApiConfig,
+  databaseUrl: string,
+  apiUrl: string,
+): Promise<Load> {
+  switch (phase) {
+    case "baseline":
+      return createBaselineLoad(config, databaseUrl);
+    case "rest":
+      return createRestLoad(apiUrl, options.concurrency);
+    case "grpc":
+      return createGrpcLoad(apiUrl);
+  }
+}
+
+/** The API's connection settings (database.ts), so the baseline parses rows the way the API does. */
+const API_TYPES = {
+  getTypeParser(oid: number, format?: "text" | "binary") {
+    if (oid === 1184) return (value: string) => value;
+    if (oid === 20) return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format ?? "text");
+  },
+};
+
+function createBaselineLoad(config: ApiConfig, databaseUrl: string): Load {
+  const sql = nativeUpsertSql();
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: config.dbPoolMax,
+    connectionTimeoutMillis: config.dbConnectTimeoutMs,
+    statement_timeout: config.dbStatementTimeoutMs,
+    options: "-c TimeZone=UTC",
+    types: API_TYPES,
+  });
+  return {
+    async create(id) {
+      const { rows } = await pool.query<{ id: string; inserted: boolean }>(sql, upsertBindings(id));
+      if (rows.length !== 1 || rows[0]?.id !== id || rows[0].inserted !== true) {
+        throw new Error(`baseline: expected one inserted row, got ${rows.length}`);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+function createRestLoad(apiUrl: string, concurrency: number): Load {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const { hostname, port } = new URL(apiUrl);
+  return {
+    create(id) {
+      const body = JSON.stringify({
+        id,
+        name: SEED.name,
+        description: SEED.description,
+        pricing: { amount: SEED.amount, currency: SEED.currency },
+        availability: { quantity: SEED.quantity, timestamp: SEED.timestamp },
+        category: SEED.category,
+      });
+      return new Promise<void>((resolve, reject) => {
+        const req = http.request(
+          {
+            agent,
+            hostname,
+            port,
+            method: "POST",
+            path: "/products/",
+            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("error", reject);
+            res.on("end", () => {
+              const text = Buffer.concat(chunks).toString("utf8");
+              if (res.statusCode !== 201) {
+                reject(new Error(`rest: HTTP ${res.statusCode}: ${text.slice(0, 200)}`));
+              } else if ((JSON.parse(text) as { id?: unknown }).id !== id) {
+                reject(new Error("rest: response is not the created product"));
+              } else {
+                resolve();
+              }
+            });
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+    },
+    async close() {
+      agent.destroy();
+    },
+  };
+}
+
+function createGrpcLoad(apiUrl: string): Load {
+  // connect-node v2's gRPC transport always speaks HTTP/2 (h2c here); it has no httpVersion option.
+  const client = createClient(ProductService, createGrpcTransport({ baseUrl: apiUrl }));
+  return {
+    async create(id) {
+      const response = await client.createProduct({
+        product: {
+          id,
+          name: SEED.name,
+          description: SEED.description,
+          pricing: { amount: String(SEED.amount), currency: SEED.currency },
+          availability: { quantity: SEED.quantity, timestamp: SEED_TIMESTAMP },
+          category: SEED.category,
+        },
+      });
+      if (response.outcome !== WriteOutcome.CREATED || response.product?.id !== id) {
+        throw new Error(`grpc: expected CREATED, got ${WriteOutcome[response.outcome]}`);
+      }
+    },
+    // Idle HTTP/2 sessions of the transport are unref'd and closed by the server's shutdown.
+    async close() {},
+  };
+}
+
+/** Counts failed creates by message, so a report can show what went wrong without flooding. */
+class ErrorTally {
+  count = 0;
+  readonly #messages = new Map<string, number>();
+
+  add(error: unknown): void {
+    this.count++;
+    const message = error instanceof Error ? error.message : String(error);
+    this.#messages.set(message, (this.#messages.get(message) ?? 0) + 1);
+  }
+
+  /** Distinct messages, most frequent first. */
+  samples(limit = 5): { message: string; count: number }[] {
+    return [...this.#messages]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([message, count]) => ({ message, count }));
+  }
+}
+
+/**
+ * `concurrency` clients, each starting its next create (with a fresh id) as soon as the previous
+ * one ends, until stop(). Prints the completion rate to stderr every second.
+ */
+function startClosedLoop(
+  name: string,
+  concurrency: number,
+  create: (id: string) => Promise<void>,
+  onDone: (startedMs: number, endedMs: number) => void,
+  errors: ErrorTally,
+  stage: () => string,
+) {
+  const tag = randomBytes(4).toString("hex");
+  let nextId = 0;
+  let stopped = false;
+  let sinceTick = 0;
+  const client = async () => {
+    while (!stopped) {
+      const id = `${name}-${tag}-${nextId++}`;
+      const started = performance.now();
+      try {
+        await create(id);
+        sinceTick++;
+        onDone(started, performance.now());
+      } catch (error) {
+        errors.add(error);
+      }
+    }
+  };
+  const loopStart = performance.now();
+  let lastTick = loopStart;
+  const progress = setInterval(() => {
+    const now = performance.now();
+    const rate = Math.round((sinceTick * 1000) / (now - lastTick));
+    log(`[${name}] ${((now - loopStart) / 1000).toFixed(0)}s ${stage()}: ${rate}/s, ${errors.count} errors`);
+    sinceTick = 0;
+    lastTick = now;
+  }, 1000);
+  const clients = Array.from({ length: concurrency }, client);
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(progress);
+      await Promise.all(clients);
+    },
+  };
+}
+
+/**
+ * One measured phase. Only creates that complete inside the window after the warm-up count toward
+ * throughput and latency; errors count over the whole phase.
+ */
+async function runPhase(
+  name: PhaseName,
+  create: (id: string) => Promise<void>,
+  options: BenchOptions,
+  openWindow: () => Promise<() => Promise<CpuUse | undefined>>,
+): Promise<PhaseResult> {
+  const latencies: number[] = [];
+  const errors = new ErrorTally();
+  let windowStart = Number.POSITIVE_INFINITY;
+  let windowEnd = Number.POSITIVE_INFINITY;
+  const loop = startClosedLoop(
+    name,
+    options.concurrency,
+    create,
+    (started, ended) => {
+      if (ended >= windowStart && ended <= windowEnd) latencies.push(ended - started);
+    },
+    errors,
+    () => (Number.isFinite(windowStart) ? "measure" : "warm-up"),
+  );
+  let cpu: CpuUse | undefined;
+  try {
+    await delay(options.warmupS * 1000);
+    const closeCpuWindow = await openWindow();
+    windowStart = performance.now();
+    await delay(options.durationS * 1000);
+    windowEnd = performance.now();
+    cpu = await closeCpuWindow();
+  } finally {
+    await loop.stop();
+  }
+
+  const seconds = (windowEnd - windowStart) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    name,
+    creates: sorted.length,
+    seconds,
+    perSecond: sorted.length / seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    meanMs: sorted.length > 0 ? sorted.reduce((sum, v) => sum + v, 0) / sorted.length : 0,
+    maxMs: sorted.at(-1) ?? 0,
+    errors: errors.count,
+    errorSamples: errors.samples(),
+    cpu,
+  };
+}
+
+/**
+ * A fresh API process needs about ten seconds of load before V8 has optimised the Express, knex
+ * and Connect paths (REST ran at a third of its steady rate in its first seconds). Both paths are
+ * driven together, unmeasured, so the phases compare steady states.
+ */
+async function warmUpServer(options: BenchOptions, apiUrl: string): Promise<ErrorTally> {
+  const errors = new ErrorTally();
+  if (options.serverWarmupS === 0 || !options.phases.some((phase) => phase !== "baseline")) return errors;
+  const rest = createRestLoad(apiUrl, options.concurrency);
+  const grpc = createGrpcLoad(apiUrl);
+  let turn = 0;
+  const loop = startClosedLoop(
+    "server-warm-up",
+    options.concurrency,
+    (id) => (turn++ % 2 === 0 ? rest.create(id) : grpc.create(id)),
+    () => {},
+    errors,
+    () => "rest+grpc",
+  );
+  try {
+    await delay(options.serverWarmupS * 1000);
+  } finally {
+    await loop.stop();
+    await Promise.all([rest.close(), grpc.close()]);
+  }
+  return errors;
+}
+
+/** Linux reports process and machine CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
+const CLOCK_TICKS_PER_S = 100;
+
+/**
+ * Starts counting CPU time of this process, the API child and the database's backends (those
+ * connected now, after warm-up, when both pools are full); the returned function stops counting.
+ */
+async function openCpuWindow(admin: pg.Client, apiPid: number | undefined) {
+  const { rows } = await admin.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+  );
+  const read = async () => {
+    const own = process.cpuUsage();
+    return {
+      bench: (own.user + own.system) / 1e6,
+      apiChild: apiPid === undefined ? undefined : await processCpuSeconds(apiPid),
+      postgres: await Promise.all(rows.map((row) => processCpuSeconds(row.pid))),
+      machine: await machineCpuSeconds(),
+    };
+  };
+  const start = await read();
+  return async (): Promise<CpuUse | undefined> => {
+    const end = await read();
+    if (start.machine === undefined || end.machine === undefined) return undefined;
+    let postgres = 0;
+    start.postgres.forEach((before, i) => {
+      const after = end.postgres[i];
+      if (before !== undefined && after !== undefined) postgres += after - before;
+    });
+    return {
+      bench: end.bench - start.bench,
+      apiChild: start.apiChild !== undefined && end.apiChild !== undefined ? end.apiChild - start.apiChild : undefined,
+      postgres,
+      machine: end.machine - start.machine,
+    };
+  };
+}
+
+/** utime + stime of a process, from /proc/<pid>/stat. */
+async function processCpuSeconds(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy time of all cores (all but idle and iowait), from the first line of /proc/stat. */
+async function machineCpuSeconds(): Promise<number | undefined> {
+  try {
+    const line = (await readFile("/proc/stat", "utf8")).split("\n", 1)[0] ?? "";
+    const [, user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? 0;
+}
+
+async function report(
+  options: BenchOptions,
+  config: ApiConfig,
+  results: PhaseResult[],
+  serverWarmUpErrors: ErrorTally,
+): Promise<void> {
+  const byName = new Map(results.map((r) => [r.name, r]));
+  const baseline = byName.get("baseline")?.perSecond ?? 0;
+  const ratio = (r: PhaseResult | undefined) => (r && baseline > 0 ? r.perSecond / baseline : 0);
+
+  const lines = [
+    `${"phase".padEnd(10)}${"creates/s".padStart(11)}${"p50 ms".padStart(9)}${"p99 ms".padStart(9)}${"errors".padStart(8)}${"vs pg".padStart(8)}`,
+    ...results.map(
+      (r) =>
+        `${r.name.padEnd(10)}${Math.round(r.perSecond).toString().padStart(11)}${r.p50Ms.toFixed(2).padStart(9)}` +
+        `${r.p99Ms.toFixed(2).padStart(9)}${String(r.errors).padStart(8)}${ratio(r).toFixed(2).padStart(8)}`,
+    ),
+  ];
+  for (const r of results) {
+    for (const sample of r.errorSamples) lines.push(`  ${r.name} error x${sample.count}: ${sample.message}`);
+  }
+  for (const sample of serverWarmUpErrors.samples()) {
+    lines.push(`  server warm-up error x${sample.count}: ${sample.message}`);
+  }
+  if (results.some((r) => r.cpu)) {
+    lines.push(
+      `${"cpu".padEnd(10)}${"bench ms".padStart(11)}${"api ms".padStart(9)}${"pg ms".padStart(9)}` +
+        `${"cores busy".padStart(12)}${"others".padStart(8)}   (CPU per create; cores busy over the window)`,
+    );
+    for (const r of results) {
+      if (!r.cpu) continue;
+      const perCreate = (seconds: number | undefined) =>
+        seconds === undefined || r.creates === 0 ? "-" : ((seconds * 1000) / r.creates).toFixed(3);
+      const others = r.cpu.machine - r.cpu.bench - (r.cpu.apiChild ?? 0) - r.cpu.postgres;
+      lines.push(
+        `${r.name.padEnd(10)}${perCreate(r.cpu.bench).padStart(11)}${perCreate(r.cpu.apiChild).padStart(9)}` +
+          `${perCreate(r.cpu.postgres).padStart(9)}${(r.cpu.machine / r.seconds).toFixed(2).padStart(12)}` +
+          `${(Math.max(0, others) / r.seconds).toFixed(2).padStart(8)}`,
+      );
+    }
+  }
+
+  const startedAt = new Date();
+  const file = path.join(ROOT, "bench", "results", `api-${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(
+    file,
+    `${JSON.stringify(
+      {
+        bench: "api",
+        finishedAt: startedAt.toISOString(),
+        options,
+        dbPoolMax: config.dbPoolMax,
+        serverWarmUpErrors: { count: serverWarmUpErrors.count, samples: serverWarmUpErrors.samples() },
+        machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
+        sql: nativeUpsertSql(),
+        phases: results.map((r) => ({ ...r, ratioToBaseline: r.name === "baseline" ? 1 : ratio(r) })),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  lines.push(`results: ${path.relative(ROOT, file)}`);
+
+  const rest = byName.get("rest");
+  const grpc = byName.get("grpc");
+  lines.push(
+    `bench:api baseline_per_s=${Math.round(baseline)} rest_per_s=${Math.round(rest?.perSecond ?? 0)}` +
+      ` grpc_per_s=${Math.round(grpc?.perSecond ?? 0)} rest_ratio=${ratio(rest).toFixed(2)}` +
+      ` grpc_ratio=${ratio(grpc).toFixed(2)} rest_p99_ms=${(rest?.p99Ms ?? 0).toFixed(2)}` +
+      ` grpc_p99_ms=${(grpc?.p99Ms ?? 0).toFixed(2)}`,
+  );
+  process.stdout.write(`${lines.join("\n")}\n`);
+
+  const failed = [
+    ...(serverWarmUpErrors.count > 0 ? [`server warm-up (${serverWarmUpErrors.count})`] : []),
+    ...results.filter((r) => r.errors > 0).map((r) => `${r.name} (${r.errors})`),
+  ];
+  if (failed.length > 0) {
+    log(`FAILED: errors in ${failed.join(", ")}`);
+    process.exitCode = 1;
+  }
+}
+
+interface BenchServer {
+  url: string;
+  /** The API's own process when it is a child; in-process, its CPU counts as the bench's. */
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+async function startInProcess(config: ApiConfig): Promise<BenchServer> {
+  const api = await createApi(config, createLogger("api", config.logLevel)).start();
+  return { url: api.url, stop: () => api.stop() };
+}
+
+/** `tsx api/src/main.ts` as a separate process, so client and server do not share one event loop. */
+async function startChildProcess(
+  apiEnv: Record<string, string>,
+  databaseUrl: string,
+  nodeArgs: string[],
+): Promise<BenchServer> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "api/src/main.ts"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}),
+      ...apiEnv,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const exited = once(child, "exit").then(([code, signal]) => ({ code, signal }));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+  };
+  try {
+    await Promise.race([
+      waitUntilReady(url),
+      exited.then(({ code, signal }) => {
+        throw new Error(`api child process exited during start (code ${code}, signal ${signal})`);
+      }),
+    ]);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url, pid: child.pid, stop };
+}
+
+/** Polls /readyz: with LOG_LEVEL silent the child says nothing when it is listening. */
+async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ready = await fetch(`${url}/readyz`).then(
+      (res) => res.ok,
+      () => false,
+    );
+    if (ready) return;
+    await delay(100);
+  }
+  throw new Error(`api at ${url} not ready after ${timeoutMs} ms`);
+}
+
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  probe.listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address() as net.AddressInfo;
+  probe.close();
+  await once(probe, "close");
+  return port;
+}
+
+/** A database name for this run; the API creates and migrates it, drop() removes it. */
+async function createBenchDatabase(baseUrl: string) {
+  const name = `products_bench_${randomBytes(6).toString("hex")}`;
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    async drop() {
+      const admin = new pg.Client({ connectionString: baseUrl });
+      await admin.connect();
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+function readOptions(args: string[]): BenchOptions {
+  const { values } = parseOrThrowUsage(args, {
+    duration: { type: "string", default: "10" },
+    warmup: { type: "string", default: "2" },
+    "server-warmup": { type: "string", default: "10" },
+    concurrency: { type: "string", default: "64" },
+    server: { type: "string", default: "inproc" },
+    "server-node-args": { type: "string", default: "" },
+    phases: { type: "string", default: PHASES.join(",") },
+  });
+  const positive = (flag: string, value: string, integer: boolean) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`--${flag}=${value}: expected a positive ${integer ? "integer" : "number"}`);
+    }
+    return n;
+  };
+  const server = values.server as ServerMode;
+  if (!SERVER_MODES.includes(server)) {
+    throw new UsageError(`--server=${values.server}: expected one of ${SERVER_MODES.join(", ")}`);
+  }
+  const phases = values.phases.split(",").map((p) => p.trim()) as PhaseName[];
+  const unknown = phases.filter((p) => !PHASES.includes(p));
+  if (unknown.length > 0 || phases.length === 0) {
+    throw new UsageError(`--phases=${values.phases}: expected a comma-separated subset of ${PHASES.join(",")}`);
+  }
+  return {
+    durationS: positive("duration", values.duration, false),
+    warmupS: values.warmup === "0" ? 0 : positive("warmup", values.warmup, false),
+    serverWarmupS: values["server-warmup"] === "0" ? 0 : positive("server-warmup", values["server-warmup"], false),
+    concurrency: positive("concurrency", values.concurrency, true),
+    server,
+    serverNodeArgs: values["server-node-args"].split(" ").filter((arg) => arg !== ""),
+    phases,
+  };
+}
+
+function parseOrThrowUsage<T extends ParseArgsConfig["options"]>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function log(message: string): void {
+  process.stderr.write(`bench:api ${message}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `bench:api: ${error instanceof UsageError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,243 @@
+import { readFileSync } from "node:fs";
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  type Kafka as KafkaClient,
+  Kafka as KafkaJs,
+  type KafkaConfig as KafkaJsConfig,
+  logLevel as KafkaLogLevel,
+  type logCreator,
+  type SASLOptions,
+} from "kafkajs";
+import type { createEnvReader } from "./env.js";
+import type { Logger } from "./logger.js";
+
+export type EnvReader = ReturnType<typeof createEnvReader>;
+
+export const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+
+/** Kafka settings shared by every service of the pipeline; read once with readKafkaConfig. */
+export interface KafkaConfig {
+  /** host:port of the bootstrap brokers. */
+  brokers: string[];
+  clientId: string;
+  sasl: { mechanism: SaslMechanism; username: string; password: string } | undefined;
+  /** Unset: plaintext. `ca` replaces the system trust store when KAFKA_SSL_CA_FILE is set. */
+  ssl: { ca: string | undefined } | undefined;
+  topics: {
+    /** Product registrations from producers (the seed's cadastro-produtos). */
+    input: string;
+    /** Events about persisted products (produtos-persistidos). */
+    persisted: string;
+    /** Dead letters: records that can never be processed (erro-produtos). */
+    errors: string;
+  };
+  /** Partitions of the topics created at start; existing topics are left as they are. */
+  partitions: number;
+  /** -1 lets the broker choose (default.replication.factor). */
+  replicationFactor: number;
+  connectionTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+// Kafka's own rule for topic names (kafka.common.internals.Topic).
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+const BROKER = /^(?:\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/;
+
+/**
+ * Reads the KAFKA_* and topic variables with the caller's env reader, so their problems are
+ * reported together with the service's own. `clientId` is the default for KAFKA_CLIENT_ID.
+ */
+export function readKafkaConfig(read: EnvReader, defaults: { clientId: string }): KafkaConfig {
+  const brokers = read
+    .string("KAFKA_BROKER_URL", "localhost:9092")
+    .split(",")
+    .map((broker) => broker.trim())
+    .filter((broker) => broker !== "");
+  const badBrokers = brokers.filter((broker) => {
+    const port = Number(BROKER.exec(broker)?.[1]);
+    return !(port >= 1 && port <= 65535);
+  });
+  if (brokers.length === 0 || badBrokers.length > 0) {
+    read.problem(
+      `KAFKA_BROKER_URL=${JSON.stringify(badBrokers.join(",") || "")}: expected a comma-separated list of host:port, e.g. localhost:9092,kafka-2:9092`,
+    );
+  }
+
+  const topic = (name: string, fallback: string): string => {
+    const value = read.string(name, fallback);
+    if (!TOPIC_NAME.test(value) || value === "." || value === "..") {
+      read.problem(`${name}=${JSON.stringify(value)}: expected a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)`);
+    }
+    return value;
+  };
+
+  return {
+    brokers,
+    clientId: read.string("KAFKA_CLIENT_ID", defaults.clientId),
+    sasl: readSasl(read),
+    ssl: readSsl(read),
+    topics: {
+      input: topic("TOPIC_NAME", "cadastro-produtos"),
+      persisted: topic("TRANSFORMED_TOPIC", "produtos-persistidos"),
+      errors: topic("ERROR_TOPIC_NAME", "erro-produtos"),
+    },
+    partitions: read.int("KAFKA_PARTITIONS", 3, 1, 10_000),
+    replicationFactor: read.int("KAFKA_REPLICATION_FACTOR", -1, -1, 32_767),
+    connectionTimeoutMs: read.int("KAFKA_CONNECTION_TIMEOUT_MS", 3_000, 100, 300_000),
+    requestTimeoutMs: read.int("KAFKA_REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
+  };
+}
+
+function readSasl(read: EnvReader): KafkaConfig["sasl"] {
+  const mechanism = read.optional("KAFKA_SASL_MECHANISM")?.toLowerCase();
+  const username = read.optional("KAFKA_SASL_USERNAME");
+  const password = read.optional("KAFKA_SASL_PASSWORD");
+  if (mechanism === undefined) {
+    if (username !== undefined || password !== undefined) {
+      read.problem(
+        `KAFKA_SASL_MECHANISM: required with KAFKA_SASL_USERNAME/PASSWORD; one of ${SASL_MECHANISMS.join(", ")}`,
+      );
+    }
+    return undefined;
+  }
+  if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+    read.problem(`KAFKA_SASL_MECHANISM=${JSON.stringify(mechanism)}: expected one of ${SASL_MECHANISMS.join(", ")}`);
+    return undefined;
+  }
+  if (username === undefined) read.problem("KAFKA_SASL_USERNAME: required when KAFKA_SASL_MECHANISM is set");
+  if (password === undefined) read.problem("KAFKA_SASL_PASSWORD: required when KAFKA_SASL_MECHANISM is set");
+  return { mechanism: mechanism as SaslMechanism, username: username ?? "", password: password ?? "" };
+}
+
+function readSsl(read: EnvReader): KafkaConfig["ssl"] {
+  const caFile = read.optional("KAFKA_SSL_CA_FILE");
+  // A CA file only makes sense with TLS, so it turns TLS on rather than being silently ignored.
+  if (!read.bool("KAFKA_SSL", caFile !== undefined)) {
+    if (caFile !== undefined) read.problem("KAFKA_SSL_CA_FILE: set, but KAFKA_SSL=false; remove one of them");
+    return undefined;
+  }
+  if (caFile === undefined) return { ca: undefined };
+  try {
+    return { ca: readFileSync(caFile, "utf8") };
+  } catch (error) {
+    read.problem(`KAFKA_SSL_CA_FILE=${JSON.stringify(caFile)}: cannot read it (${(error as Error).message})`);
+    return { ca: undefined };
+  }
+}
+
+/** A kafkajs client whose log lines go through our logger, as JSON, with the service's fields. */
+export function createKafka(config: KafkaConfig, logger: Logger): KafkaClient {
+  const options: KafkaJsConfig = {
+    clientId: config.clientId,
+    brokers: config.brokers,
+    connectionTimeout: config.connectionTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    logLevel: kafkaLogLevel(logger.level),
+    logCreator: pinoLogCreator(logger.child({ component: "kafkajs" })),
+  };
+  if (config.ssl) options.ssl = config.ssl.ca === undefined ? true : { ca: [config.ssl.ca] };
+  if (config.sasl) options.sasl = config.sasl as SASLOptions;
+  return new KafkaJs(options);
+}
+
+function kafkaLogLevel(level: string): KafkaLogLevel {
+  switch (level) {
+    case "trace":
+    case "debug":
+      return KafkaLogLevel.DEBUG;
+    case "info":
+      return KafkaLogLevel.INFO;
+    case "warn":
+      return KafkaLogLevel.WARN;
+    case "silent":
+      return KafkaLogLevel.NOTHING;
+    default:
+      return KafkaLogLevel.ERROR;
+  }
+}
+
+function pinoLogCreator(logger: Logger): logCreator {
+  return () =>
+    ({ namespace, level, log }) => {
+      const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
+      const entry = { namespace, ...fields };
+      if (level === KafkaLogLevel.ERROR) logger.error(entry, message);
+      else if (level === KafkaLogLevel.WARN) logger.warn(entry, message);
+      else if (level === KafkaLogLevel.INFO) logger.info(entry, message);
+      else logger.debug(entry, message);
+    };
+}
+
+/**
+ * Creates the topics that do not exist yet, with `partitions` partitions, and waits until every
+ * topic has a leader for each partition. Safe to run from several processes at once: a topic
+ * created concurrently by someone else (TOPIC_ALREADY_EXISTS) counts as present. Existing topics
+ * are never altered. Returns the names this call created.
+ */
+export async function ensureTopics(
+  kafka: KafkaClient,
+  topics: readonly string[],
+  partitions: number,
+  options: { replicationFactor?: number; timeoutMs?: number } = {},
+): Promise<string[]> {
+  const wanted = [...new Set(topics)];
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = wanted.filter((topic) => !existing.has(topic));
+    let created: string[] = [];
+    if (missing.length > 0) {
+      try {
+        // false: some already existed (created concurrently by another process); kafkajs does
+        // not say which of ours succeeded, so none is reported as created by this call.
+        const allCreated = await admin.createTopics({
+          topics: missing.map((topic) => ({
+            topic,
+            numPartitions: partitions,
+            replicationFactor: options.replicationFactor ?? -1,
+          })),
+          waitForLeaders: false,
+          timeout: timeoutMs,
+        });
+        if (allCreated) created = missing;
+      } catch (error) {
+        if (!isTopicAlreadyExists(error)) throw error;
+      }
+    }
+    await waitForLeaders(admin, wanted, timeoutMs);
+    return created;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function isTopicAlreadyExists(error: unknown): boolean {
+  const { type, errors } = (error ?? {}) as { type?: unknown; errors?: unknown };
+  if (type === "TOPIC_ALREADY_EXISTS") return true;
+  return Array.isArray(errors) && errors.length > 0 && errors.every(isTopicAlreadyExists);
+}
+
+async function waitForLeaders(
+  admin: ReturnType<KafkaClient["admin"]>,
+  topics: string[],
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      const ready = metadata.topics.every(
+        (topic) => topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0),
+      );
+      if (ready && metadata.topics.length === topics.length) return;
+    } catch (error) {
+      lastError = error;
+    }
+    await delay(100);
+  }
+  throw new Error(`topics ${topics.join(", ")} have no leader after ${timeoutMs} ms`, { cause: lastError });
+}

@@ -1,0 +1,115 @@
+import http from "node:http";
+import https from "node:https";
+import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
+import type { Product } from "#gen/products/v1/product_pb.js";
+import { ProductService, type WriteOutcome } from "#gen/products/v1/product_service_pb.js";
+import type { SchedulerConfig } from "./config.js";
+
+/** What the API did with one product of a batch. */
+export type ItemResult =
+  | { ok: true; outcome: WriteOutcome; version: bigint }
+  | { ok: false; code: string; message: string };
+
+/** The scheduler's view of the product API. */
+export interface ProductApi {
+  /**
+   * Upserts the products in order, in one API transaction, and returns one result per product.
+   * Throws a ConnectError when the call as a whole fails; see isPermanentApiError.
+   */
+  batchCreate(products: readonly Product[]): Promise<ItemResult[]>;
+  /** Closes pooled connections. */
+  close(): void;
+}
+
+/**
+ * The generated Connect client over the configured protocol. gRPC needs HTTP/2 (h2c for http://
+ * URLs); Connect and gRPC-Web use HTTP/1.1, which is why one picks them: they pass through proxies
+ * and load balancers that do not speak HTTP/2. Binary protobuf on all three. Every call carries a
+ * deadline (timeoutMs) and, when a token is configured, "Authorization: Bearer <token>".
+ */
+export function createProductApi(config: SchedulerConfig["api"]): ProductApi {
+  const interceptors: Interceptor[] = [];
+  const { token } = config;
+  if (token !== undefined) {
+    interceptors.push((next) => (request) => {
+      request.header.set("authorization", `Bearer ${token}`);
+      return next(request);
+    });
+  }
+  const { transport, close } = createTransport(config, interceptors);
+  const client = createClient(ProductService, transport);
+  return {
+    async batchCreate(products) {
+      const response = await client.batchCreateProducts(
+        { requests: products.map((product) => ({ product })) },
+        { timeoutMs: config.timeoutMs },
+      );
+      if (response.results.length !== products.length) {
+        throw new ConnectError(
+          `BatchCreateProducts answered ${response.results.length} results for ${products.length} products`,
+          Code.Internal,
+        );
+      }
+      return response.results.map((item): ItemResult => {
+        switch (item.result.case) {
+          case "response":
+            return {
+              ok: true,
+              outcome: item.result.value.outcome,
+              version: item.result.value.product?.version ?? 0n,
+            };
+          case "error":
+            return { ok: false, code: item.result.value.code, message: item.result.value.message };
+          default:
+            return { ok: false, code: "internal", message: "BatchCreateProducts answered an empty result" };
+        }
+      });
+    },
+    close,
+  };
+}
+
+function createTransport(
+  config: SchedulerConfig["api"],
+  interceptors: Interceptor[],
+): { transport: Transport; close: () => void } {
+  const common = { baseUrl: config.url, useBinaryFormat: true, interceptors };
+  if (config.protocol === "grpc") {
+    const sessionManager = new Http2SessionManager(config.url, { idleConnectionTimeoutMs: 60_000 });
+    return {
+      transport: createGrpcTransport({ ...common, sessionManager }),
+      close: () => sessionManager.abort(),
+    };
+  }
+  const agent = config.url.startsWith("https:")
+    ? new https.Agent({ keepAlive: true })
+    : new http.Agent({ keepAlive: true });
+  const options = { ...common, httpVersion: "1.1" as const, nodeOptions: { agent } };
+  return {
+    transport: config.protocol === "connect" ? createConnectTransport(options) : createGrpcWebTransport(options),
+    close: () => agent.destroy(),
+  };
+}
+
+/**
+ * Errors that say the input is wrong, so retrying cannot help: the record is dead-lettered. Every
+ * other code is retried: unavailable, deadline_exceeded, resource_exhausted and aborted are
+ * transient by definition; unauthenticated, permission_denied and unimplemented are deployment
+ * mistakes (token, URL, API version) that an operator fixes, after which the same records succeed;
+ * internal and unknown are the API's own faults, never the record's (the API reports bad input as
+ * invalid_argument), so a valid record must not be dropped because of them.
+ */
+export function isPermanentApiError(error: ConnectError): boolean {
+  return error.code === Code.InvalidArgument || error.code === Code.OutOfRange;
+}
+
+/** The per-item counterpart of isPermanentApiError for BatchCreateProducts results. */
+export function isPermanentItemError(code: string): boolean {
+  return code === "invalid_argument" || code === "out_of_range";
+}

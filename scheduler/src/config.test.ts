@@ -1,0 +1,66 @@
+import { expect } from "chai";
+import { ConfigError } from "../../lib/env.js";
+import { loadSchedulerConfig, normaliseApiUrl } from "./config.js";
+
+describe("scheduler configuration", () => {
+  it("when nothing is set, then the seed's defaults apply", () => {
+    const config = loadSchedulerConfig({});
+    expect(config.kafka.brokers).to.deep.equal(["localhost:9092"]);
+    expect(config.kafka.topics).to.deep.equal({
+      input: "cadastro-produtos",
+      persisted: "produtos-persistidos",
+      errors: "erro-produtos",
+    });
+    expect(config.kafka.partitions).to.equal(3);
+    expect(config.partitionsConcurrently).to.equal(3);
+    expect(config.groupId).to.equal("scheduler");
+    expect(config.api).to.deep.equal({
+      url: "http://localhost:8000",
+      protocol: "grpc",
+      token: undefined,
+      timeoutMs: 10_000,
+    });
+    expect(config.metricsPort).to.equal(9464);
+  });
+
+  it("when API_URL is the seed's collection URL, then only its origin is kept", () => {
+    expect(normaliseApiUrl("http://api:8000/products/")).to.equal("http://api:8000");
+    expect(normaliseApiUrl("http://api:8000/products")).to.equal("http://api:8000");
+    expect(normaliseApiUrl("http://api:8000/")).to.equal("http://api:8000");
+    expect(normaliseApiUrl("https://gw.example/catalog/products/?x=1")).to.equal("https://gw.example/catalog");
+    expect(normaliseApiUrl("https://gw.example/catalog/")).to.equal("https://gw.example/catalog");
+    expect(normaliseApiUrl("ftp://api:8000")).to.equal(undefined);
+    expect(normaliseApiUrl("api:8000")).to.equal(undefined);
+  });
+
+  it("when several variables are wrong, then one error names each with the expected form", () => {
+    const env = {
+      API_URL: "not a url",
+      API_PROTOCOL: "soap",
+      API_BATCH_SIZE: "5000",
+      KAFKA_BROKER_URL: "localhost,kafka:9092",
+      TOPIC_NAME: "bad topic",
+      KAFKA_SASL_MECHANISM: "gssapi",
+      KAFKA_HEARTBEAT_INTERVAL_MS: "20000",
+    };
+    let error: unknown;
+    try {
+      loadSchedulerConfig(env);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).to.be.instanceOf(ConfigError);
+    const text = (error as ConfigError).problems.join("\n");
+    for (const name of [
+      "API_URL",
+      "API_PROTOCOL",
+      "API_BATCH_SIZE",
+      "KAFKA_BROKER_URL",
+      "TOPIC_NAME",
+      "KAFKA_SASL_MECHANISM",
+      "KAFKA_HEARTBEAT_INTERVAL_MS",
+    ]) {
+      expect(text).to.include(`${name}`);
+    }
+  });
+});

@@ -1,0 +1,114 @@
+import { createEnvReader, type Env, LOG_LEVELS, type LogLevel } from "../../lib/env.js";
+import { type KafkaConfig, readKafkaConfig } from "../../lib/kafka.js";
+
+export const API_PROTOCOLS = ["grpc", "connect", "grpcweb"] as const;
+export type ApiProtocol = (typeof API_PROTOCOLS)[number];
+
+/** The API's limit on BatchCreateProducts (MAX_BATCH_SIZE in the API's product service). */
+export const API_MAX_BATCH_ITEMS = 1000;
+
+export interface SchedulerConfig {
+  kafka: KafkaConfig;
+  /** Consumer group shared by all scheduler instances; a new group starts at the earliest offset. */
+  groupId: string;
+  /** Partitions processed at the same time by one instance. */
+  partitionsConcurrently: number;
+  sessionTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  /** Longest time a fetch waits for data; also bounds how long stop() waits for an idle fetch. */
+  fetchMaxWaitMs: number;
+  api: {
+    /** Base URL of the API: origin plus any path prefix, without /products. */
+    url: string;
+    protocol: ApiProtocol;
+    /** Sent as "Authorization: Bearer <token>" when set. */
+    token: string | undefined;
+    /** Deadline of every RPC. */
+    timeoutMs: number;
+  };
+  /** Records per BatchCreateProducts call. */
+  batchSize: number;
+  /** Approximate bytes per BatchCreateProducts call (sum of record values), under the API's body limit. */
+  batchMaxBytes: number;
+  /** Larger record values are dead-lettered unread: no valid product is anywhere near this size. */
+  maxRecordBytes: number;
+  retry: {
+    /** Cap of the first backoff; each attempt doubles it up to maxDelayMs (full jitter). */
+    initialDelayMs: number;
+    maxDelayMs: number;
+  };
+  /** Port of /metrics and /healthz; 0 disables them. */
+  metricsPort: number;
+  metricsHost: string;
+  /** Time stop() gets to finish the current chunk before the process exits anyway. */
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
+  const read = createEnvReader(env);
+  const kafka = readKafkaConfig(read, { clientId: "product-scheduler" });
+  const sessionTimeoutMs = read.int("KAFKA_SESSION_TIMEOUT_MS", 30_000, 6_000, 300_000);
+  const heartbeatIntervalMs = read.int("KAFKA_HEARTBEAT_INTERVAL_MS", 3_000, 100, 60_000);
+  if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
+    read.problem(
+      `KAFKA_HEARTBEAT_INTERVAL_MS=${heartbeatIntervalMs}: expected at most a third of KAFKA_SESSION_TIMEOUT_MS (${sessionTimeoutMs})`,
+    );
+  }
+  const initialDelayMs = read.int("RETRY_INITIAL_DELAY_MS", 200, 1, 600_000);
+  const maxDelayMs = read.int("RETRY_MAX_DELAY_MS", 30_000, 1, 3_600_000);
+  if (maxDelayMs < initialDelayMs) {
+    read.problem(`RETRY_MAX_DELAY_MS=${maxDelayMs}: expected at least RETRY_INITIAL_DELAY_MS (${initialDelayMs})`);
+  }
+  const config: SchedulerConfig = {
+    kafka,
+    groupId: read.string("KAFKA_GROUP_ID", "scheduler"),
+    partitionsConcurrently: read.int("PARTITIONS_CONSUMED_CONCURRENTLY", kafka.partitions, 1, 1000),
+    sessionTimeoutMs,
+    heartbeatIntervalMs,
+    fetchMaxWaitMs: read.int("KAFKA_FETCH_MAX_WAIT_MS", 1_000, 10, 30_000),
+    api: {
+      url: readApiUrl(read),
+      protocol: read.oneOf("API_PROTOCOL", "grpc", API_PROTOCOLS),
+      token: read.optional("API_TOKEN"),
+      timeoutMs: read.int("API_TIMEOUT_MS", 10_000, 100, 600_000),
+    },
+    batchSize: read.int("API_BATCH_SIZE", 500, 1, API_MAX_BATCH_ITEMS),
+    batchMaxBytes: read.int("API_BATCH_MAX_BYTES", 512 * 1024, 1024, 64 * 1024 * 1024),
+    maxRecordBytes: read.int("MAX_RECORD_BYTES", 128 * 1024, 1024, 64 * 1024 * 1024),
+    retry: { initialDelayMs, maxDelayMs },
+    metricsPort: read.int("METRICS_PORT", 9464, 0, 65535),
+    metricsHost: read.string("METRICS_HOST", "0.0.0.0"),
+    shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 30_000, 0, 600_000),
+    logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+  };
+  read.done();
+  return config;
+}
+
+/**
+ * The seed configured the full REST collection URL (http://api:8000/products/); the Connect client
+ * needs the base the RPC paths hang from. Keeps the origin and any path prefix of a gateway, drops
+ * a trailing /products and slashes.
+ */
+export function normaliseApiUrl(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
+  const prefix = url.pathname.replace(/\/+$/, "").replace(/\/products$/, "");
+  return `${url.origin}${prefix}`;
+}
+
+function readApiUrl(read: ReturnType<typeof createEnvReader>): string {
+  const raw = read.string("API_URL", "http://localhost:8000");
+  const url = normaliseApiUrl(raw);
+  if (url === undefined) {
+    read.problem(`API_URL=${JSON.stringify(raw)}: expected an http(s) URL such as http://localhost:8000`);
+    return "http://localhost:8000";
+  }
+  return url;
+}

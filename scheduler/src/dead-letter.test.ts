@@ -1,0 +1,57 @@
+import { expect } from "chai";
+import type { KafkaMessage } from "kafkajs";
+import { DLT_HEADERS, deadLetterHeaders, parseDeadLetterHeaders } from "./dead-letter.js";
+import { RecordError } from "./errors.js";
+
+describe("dead-letter headers", () => {
+  const message = {
+    key: Buffer.from("k"),
+    value: Buffer.from("{"),
+    timestamp: "1719621003254",
+    attributes: 0,
+    offset: "4294967301",
+    headers: { "content-type": Buffer.from("application/json") },
+  } as KafkaMessage;
+  const error = new RecordError("invalid_json", "value is not JSON", undefined, { cause: new SyntaxError("x") });
+  const headers = deadLetterHeaders(
+    { topic: "cadastro-produtos", partition: 2, message, error, attempts: 1 },
+    "scheduler",
+    new Date("2024-07-01T00:00:00.000Z"),
+  );
+
+  it("when built, then partition, offset and timestamp are big-endian binary like Spring Kafka's", () => {
+    expect(headers[DLT_HEADERS.originalPartition]).to.deep.equal(Buffer.from([0, 0, 0, 2]));
+    expect(headers[DLT_HEADERS.originalOffset]).to.deep.equal(Buffer.from([0, 0, 0, 1, 0, 0, 0, 5]));
+    expect((headers[DLT_HEADERS.originalTimestamp] as Buffer).readBigInt64BE()).to.equal(1719621003254n);
+  });
+
+  it("when built, then the original headers are kept and the text headers are set", () => {
+    expect(headers["content-type"]).to.deep.equal(Buffer.from("application/json"));
+    expect(headers[DLT_HEADERS.originalTimestampType]).to.equal("CreateTime");
+    expect(headers[DLT_HEADERS.exceptionFqcn]).to.equal("invalid_json");
+    expect(headers[DLT_HEADERS.exceptionCauseFqcn]).to.equal("SyntaxError");
+    expect(headers[DLT_HEADERS.failedAt]).to.equal("2024-07-01T00:00:00.000Z");
+  });
+
+  it("when read back as a consumer sees them (Buffers), then they decode to the original values", () => {
+    const received = Object.fromEntries(
+      Object.entries(headers).map(([name, value]) => [
+        name,
+        Buffer.isBuffer(value) ? value : Buffer.from(String(value)),
+      ]),
+    );
+    expect(parseDeadLetterHeaders(received)).to.deep.equal({
+      originalTopic: "cadastro-produtos",
+      originalPartition: 2,
+      originalOffset: 4294967301n,
+      originalTimestamp: 1719621003254n,
+      originalTimestampType: "CreateTime",
+      originalConsumerGroup: "scheduler",
+      code: "invalid_json",
+      message: "value is not JSON",
+      causeName: "SyntaxError",
+      attempts: 1,
+      failedAt: "2024-07-01T00:00:00.000Z",
+    });
+  });
+});

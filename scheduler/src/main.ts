@@ -1,0 +1,44 @@
+import { createKafka, ensureTopics } from "../../lib/kafka.js";
+import { createLogger } from "../../lib/logger.js";
+import { runMain } from "../../lib/run-main.js";
+import { loadSchedulerConfig } from "./config.js";
+import { createScheduler } from "./scheduler.js";
+
+runMain("scheduler", async () => {
+  const config = loadSchedulerConfig();
+  const logger = createLogger("scheduler", config.logLevel);
+  const kafka = createKafka(config.kafka, logger);
+  const { input, persisted, errors } = config.kafka.topics;
+  const created = await ensureTopics(kafka, [input, persisted, errors], config.kafka.partitions, {
+    replicationFactor: config.kafka.replicationFactor,
+  });
+  if (created.length > 0) logger.info({ topics: created, partitions: config.kafka.partitions }, "created topics");
+
+  const scheduler = createScheduler(config, logger, {
+    kafka,
+    onFatal: () => process.exit(1),
+  });
+  await scheduler.start();
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutdown requested");
+    // A chunk in flight gets the API deadline to finish; past the timeout, exit anyway: the
+    // records not committed are read again by whoever gets the partition.
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, "shutdown timed out");
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    scheduler.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+});

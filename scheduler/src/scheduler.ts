@@ -1,0 +1,154 @@
+import { EventEmitter } from "node:events";
+import { type Consumer, type Kafka, Partitioners, type Producer } from "kafkajs";
+import { createKafka } from "../../lib/kafka.js";
+import type { Logger } from "../../lib/logger.js";
+import { createProductApi, type ProductApi } from "./api-client.js";
+import type { SchedulerConfig } from "./config.js";
+import { createBatchHandler, type SchedulerEventMap } from "./consumer.js";
+import { createDeadLetterPublisher } from "./dead-letter.js";
+import { createSchedulerMetrics, type MetricsServer, type SchedulerMetrics, startMetricsServer } from "./metrics.js";
+
+export interface Scheduler {
+  /** Connects, joins the consumer group and starts consuming; resolves once the group is joined. */
+  start(): Promise<void>;
+  /**
+   * Stops consuming: the chunk in flight finishes and is committed, retries end, unfinished records
+   * stay uncommitted for the next owner of the partition. Then leaves the group and disconnects.
+   */
+  stop(): Promise<void>;
+  /** committed, dead-lettered, retrying: for observers such as tests and tools. */
+  readonly events: EventEmitter<SchedulerEventMap>;
+  readonly metrics: SchedulerMetrics;
+  /** The next offset this instance committed for the partition, if it committed any. */
+  committedOffset(topic: string, partition: number): bigint | undefined;
+  /** Port of /metrics and /healthz once started; undefined when disabled. */
+  readonly metricsPort: number | undefined;
+}
+
+export interface SchedulerOptions {
+  /** A client to share (main's, already used for ensureTopics); one is created otherwise. */
+  kafka?: Kafka;
+  /**
+   * Called when the consumer died and kafkajs will not restart it (a non-retriable error). The
+   * process should exit non-zero so its supervisor restarts it.
+   */
+  onFatal?: (error: Error) => void;
+}
+
+/**
+ * The scheduler's composition: Kafka consumer (input topic) → batch handler → API client, plus the
+ * dead-letter producer and metrics. Nothing connects until start(), so tests run real instances.
+ */
+export function createScheduler(config: SchedulerConfig, logger: Logger, options: SchedulerOptions = {}): Scheduler {
+  const events = new EventEmitter<SchedulerEventMap>();
+  const metrics = createSchedulerMetrics();
+  const committed = new Map<string, bigint>();
+  events.on("committed", ({ topic, partition, offset }) => committed.set(`${topic}\u0000${partition}`, offset));
+  const stopping = new AbortController();
+  let consumer: Consumer | undefined;
+  let producer: Producer | undefined;
+  let api: ProductApi | undefined;
+  let metricsServer: MetricsServer | undefined;
+  let healthy = false;
+  let stopped: Promise<void> | undefined;
+
+  async function shutdown(): Promise<void> {
+    stopping.abort();
+    healthy = false;
+    await consumer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, "consumer disconnect failed"));
+    await producer?.disconnect().catch((error: unknown) => logger.warn({ err: error }, "producer disconnect failed"));
+    api?.close();
+    await metricsServer?.close();
+  }
+
+  return {
+    events,
+    metrics,
+    committedOffset: (topic, partition) => committed.get(`${topic}\u0000${partition}`),
+    get metricsPort() {
+      return metricsServer?.port;
+    },
+
+    async start() {
+      const kafka = options.kafka ?? createKafka(config.kafka, logger);
+      try {
+        api = createProductApi(config.api);
+        producer = kafka.producer({
+          idempotent: true,
+          maxInFlightRequests: 1,
+          allowAutoTopicCreation: false,
+          createPartitioner: Partitioners.DefaultPartitioner,
+        });
+        consumer = kafka.consumer({
+          groupId: config.groupId,
+          sessionTimeout: config.sessionTimeoutMs,
+          heartbeatInterval: config.heartbeatIntervalMs,
+          maxWaitTimeInMs: config.fetchMaxWaitMs,
+          allowAutoTopicCreation: false,
+        });
+        const { CRASH, GROUP_JOIN } = consumer.events;
+        consumer.on(GROUP_JOIN, ({ payload }) => {
+          metrics.lag.reset();
+          logger.info({ groupId: payload.groupId, assignment: payload.memberAssignment }, "joined the consumer group");
+        });
+        consumer.on(CRASH, ({ payload }) => {
+          if (payload.restart) {
+            logger.warn({ err: payload.error }, "consumer crashed; kafkajs restarts it from the committed offsets");
+            return;
+          }
+          healthy = false;
+          logger.fatal({ err: payload.error }, "consumer crashed and will not restart");
+          options.onFatal?.(payload.error);
+        });
+
+        await producer.connect();
+        await consumer.connect();
+        await consumer.subscribe({ topics: [config.kafka.topics.input], fromBeginning: true });
+        const deadLetters = createDeadLetterPublisher(producer, {
+          topic: config.kafka.topics.errors,
+          groupId: config.groupId,
+        });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: config.partitionsConcurrently,
+          eachBatch: createBatchHandler({
+            api,
+            deadLetters,
+            config,
+            logger,
+            metrics,
+            events,
+            stopping: stopping.signal,
+          }),
+        });
+        healthy = true;
+        if (config.metricsPort > 0) {
+          metricsServer = await startMetricsServer(metrics, () => healthy, config.metricsPort, config.metricsHost);
+        }
+        logger.info(
+          {
+            topic: config.kafka.topics.input,
+            groupId: config.groupId,
+            api: config.api.url,
+            protocol: config.api.protocol,
+            metricsPort: metricsServer?.port,
+          },
+          "scheduler started",
+        );
+      } catch (error) {
+        await shutdown();
+        throw error;
+      }
+    },
+
+    stop() {
+      stopped ??= (async () => {
+        logger.info("scheduler stopping");
+        await shutdown();
+        logger.info("scheduler stopped");
+      })();
+      return stopped;
+    },
+  };
+}
