@@ -2,11 +2,13 @@ import { expressConnectMiddleware } from "@connectrpc/connect-express";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import express, { type Express } from "express";
 import type { Knex } from "knex";
+import { createKafka } from "../../lib/kafka.js";
 import type { Logger } from "../../lib/logger.js";
 import { createBearerCheck } from "./auth.js";
 import type { ApiConfig } from "./config.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { openDatabase } from "./db/open-database.js";
+import { createOutboxRelay } from "./events/outbox-relay.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { createProductService } from "./products/product-service.js";
@@ -44,6 +46,22 @@ export function createApi(config: ApiConfig, logger: Logger) {
           if (applied.length > 0) logger.info({ migrations: applied }, "applied migrations");
         }
         const metrics = createApiMetrics();
+        if (config.outboxRelay) {
+          const relay = createOutboxRelay({
+            databaseUrl: database.url,
+            kafka: createKafka(config.kafka, logger),
+            topic: config.kafka.topics.persisted,
+            partitions: config.kafka.partitions,
+            replicationFactor: config.kafka.replicationFactor,
+            logger: logger.child({ component: "outbox-relay" }),
+            metrics,
+            pollIntervalMs: config.outboxPollIntervalMs,
+            batchSize: config.outboxBatchSize,
+          });
+          relay.start();
+          // Stopped after the server: requests finishing during shutdown still get their events out.
+          cleanups.unshift(() => relay.stop());
+        }
         const store = createProductStore(knex);
         const server = buildServer(config, logger, metrics, store);
         const port = await server.listen(config.port, config.host);

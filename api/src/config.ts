@@ -1,4 +1,5 @@
 import { createEnvReader, type Env, LOG_LEVELS, type LogLevel } from "../../lib/env.js";
+import { type KafkaConfig, readKafkaConfig } from "../../lib/kafka.js";
 import { normaliseDatabaseUrl } from "./db/database.js";
 
 export interface ApiConfig {
@@ -24,6 +25,11 @@ export interface ApiConfig {
   maxRpcDeadlineMs: number;
   /** Time in-flight requests get to finish on SIGTERM before connections are closed. */
   shutdownTimeoutMs: number;
+  kafka: KafkaConfig;
+  /** Run the outbox relay in this process (one replica is active at a time; see outbox-relay.ts). */
+  outboxRelay: boolean;
+  outboxPollIntervalMs: number;
+  outboxBatchSize: number;
 }
 
 export function loadApiConfig(env: Env = process.env): ApiConfig {
@@ -54,6 +60,10 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     requestTimeoutMs: read.int("REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
     maxRpcDeadlineMs: read.int("MAX_RPC_DEADLINE_MS", 30_000, 100, 600_000),
     shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    kafka: readKafkaConfig(read, { clientId: "product-api" }),
+    outboxRelay: read.bool("OUTBOX_RELAY", true),
+    outboxPollIntervalMs: read.int("OUTBOX_POLL_INTERVAL_MS", 1000, 10, 600_000),
+    outboxBatchSize: read.int("OUTBOX_BATCH_SIZE", 500, 1, 10_000),
   };
   read.done();
   return config;

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export interface ApiMetrics {
   registry: Registry;
@@ -7,6 +7,10 @@ export interface ApiMetrics {
    * HTTP status (REST) or the Connect code name (RPC, "ok" on success).
    */
   requests: Histogram<"protocol" | "route" | "status">;
+  eventsPublished: Counter;
+  eventPublishFailures: Counter;
+  /** 1 while this process holds the outbox relay lock. */
+  relayActive: Gauge;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -19,5 +23,20 @@ export function createApiMetrics(): ApiMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  return { registry, requests };
+  const eventsPublished = new Counter({
+    name: "api_events_published_total",
+    help: "ProductPersisted events published to Kafka by this process's outbox relay.",
+    registers: [registry],
+  });
+  const eventPublishFailures = new Counter({
+    name: "api_event_publish_failures_total",
+    help: "Failed attempts to publish a batch of events (each is retried).",
+    registers: [registry],
+  });
+  const relayActive = new Gauge({
+    name: "api_outbox_relay_active",
+    help: "1 while this process is the active outbox relay (holds the advisory lock), else 0.",
+    registers: [registry],
+  });
+  return { registry, requests, eventsPublished, eventPublishFailures, relayActive };
 }

@@ -51,6 +51,8 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     DATABASE_URL: database.url,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     SHUTDOWN_TIMEOUT_MS: "2000",
+    // Tests that check events turn the relay on, with their own topic.
+    OUTBOX_RELAY: "false",
     ...env,
   });
   const api = await createApi(config, createLogger("api", config.logLevel)).start();

@@ -17,7 +17,7 @@ const INT8_OID = 20;
  * Per-connection type parsers: timestamps stay text so microseconds survive (a JS Date keeps
  * milliseconds), int8 becomes a number (versions never approach 2^53), NUMERIC stays a string.
  */
-const types = {
+export const pgTypes = {
   getTypeParser(oid: number, format?: "text" | "binary") {
     if (oid === TIMESTAMPTZ_OID) return (value: string) => value;
     if (oid === INT8_OID) return (value: string) => Number(value);
@@ -36,7 +36,7 @@ export function createKnex(options: DatabaseOptions, logger: Logger): Knex {
       connectionTimeoutMillis: options.connectTimeoutMs,
       statement_timeout: options.statementTimeoutMs,
       options: "-c TimeZone=UTC",
-      types,
+      types: pgTypes,
     } as Knex.PgConnectionConfig,
     pool: { min: 0, max: options.poolMax },
     acquireConnectionTimeout: options.connectTimeoutMs,

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import * as createProducts from "./migrations/20261127000000_create_products.js";
+import * as createProductEvents from "./migrations/20261127010000_create_product_events.js";
 
 /**
  * Migrations are imported statically rather than found by scanning a folder, so they run the same
@@ -7,6 +8,7 @@ import * as createProducts from "./migrations/20261127000000_create_products.js"
  */
 const migrations: Record<string, Knex.Migration> = {
   "20261127000000_create_products": createProducts,
+  "20261127010000_create_product_events": createProductEvents,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {

@@ -31,19 +31,27 @@ const CONTENT_COLUMNS = ["name", "description", "amount", "currency", "quantity"
 /**
  * One statement per round: a write is applied only when it is not older than the stored
  * availability and actually changes something, so replays, duplicates and late arrivals change
- * nothing and concurrent upserts of one id never fail.
+ * nothing and concurrent upserts of one id never fail. Each applied write adds its event to the
+ * outbox in the same statement, hence the same transaction; unchanged writes add none.
  */
 export const UPSERT_SQL = `
-INSERT INTO products AS p (id, ${CONTENT_COLUMNS.join(", ")})
-SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::numeric[], ?::text[], ?::int[], ?::timestamptz[], ?::text[])
-ON CONFLICT (id) DO UPDATE SET
-  ${CONTENT_COLUMNS.map((c) => `${c} = excluded.${c}`).join(", ")},
-  version = p.version + 1,
-  updated_at = now()
-WHERE p.availability_at <= excluded.availability_at
-  AND (${CONTENT_COLUMNS.map((c) => `p.${c}`).join(", ")})
-      IS DISTINCT FROM (${CONTENT_COLUMNS.map((c) => `excluded.${c}`).join(", ")})
-RETURNING p.*, (xmax = 0) AS inserted`;
+WITH written AS (
+  INSERT INTO products AS p (id, ${CONTENT_COLUMNS.join(", ")})
+  SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::numeric[], ?::text[], ?::int[], ?::timestamptz[], ?::text[])
+  ON CONFLICT (id) DO UPDATE SET
+    ${CONTENT_COLUMNS.map((c) => `${c} = excluded.${c}`).join(", ")},
+    version = p.version + 1,
+    updated_at = now()
+  WHERE p.availability_at <= excluded.availability_at
+    AND (${CONTENT_COLUMNS.map((c) => `p.${c}`).join(", ")})
+        IS DISTINCT FROM (${CONTENT_COLUMNS.map((c) => `excluded.${c}`).join(", ")})
+  RETURNING p.*, (xmax = 0) AS inserted
+), outbox AS (
+  INSERT INTO product_events (product_id, version, product)
+  SELECT id, version, jsonb_set(to_jsonb(written) - 'inserted', '{amount}', to_jsonb(amount::text))
+  FROM written ORDER BY id
+)
+SELECT * FROM written`;
 
 export function createProductStore(knex: Knex): ProductStore {
   const upsertRound = async (db: Knex | Knex.Transaction, round: Product[]) => {
