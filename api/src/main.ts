@@ -1,5 +1,5 @@
 import { createLogger } from "../../lib/logger.js";
-import { runMain } from "../../lib/run-main.js";
+import { runMain, stopOnSignals } from "../../lib/run-main.js";
 import { createApi } from "./api.js";
 import { loadApiConfig } from "./config.js";
 
@@ -7,19 +7,6 @@ runMain("api", async () => {
   const config = loadApiConfig();
   const logger = createLogger("api", config.logLevel);
   const api = await createApi(config, logger).start();
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutdown requested");
-    api.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  // The server's own grace period, then the relay's and the pool's.
+  stopOnSignals(() => api.stop(), logger, config.shutdownTimeoutMs + 10_000);
 });

@@ -1,5 +1,7 @@
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
+import { createInterface } from "node:readline";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
@@ -137,6 +139,36 @@ describe("faults", () => {
         await api.database.drop();
       }
     });
+  });
+});
+
+describe("the api process", () => {
+  it("when it gets SIGTERM, then it shuts down gracefully and exits 0", async function () {
+    this.timeout(60_000);
+    const database = await createTestDatabase();
+    const child = spawn(process.execPath, ["--import", "tsx", "api/src/main.ts"], {
+      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATABASE_URL: database.url, OUTBOX_RELAY: "false" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      const lines: string[] = [];
+      const listening = new Promise<void>((resolve) => {
+        createInterface({ input: child.stdout }).on("line", (line) => {
+          lines.push(line);
+          if (line.includes('"api listening"')) resolve();
+        });
+      });
+      await listening;
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      const [code] = await exited;
+      expect(code).to.equal(0);
+      const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(messages).to.include.members(["shutdown requested", "api stopped"]);
+    } finally {
+      child.kill("SIGKILL");
+      await database.drop();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { createKafka, ensureTopics } from "../../lib/kafka.js";
 import { createLogger } from "../../lib/logger.js";
-import { runMain } from "../../lib/run-main.js";
+import { runMain, stopOnSignals } from "../../lib/run-main.js";
 import { loadSchedulerConfig } from "./config.js";
 import { createScheduler } from "./scheduler.js";
 
@@ -20,25 +20,7 @@ runMain("scheduler", async () => {
   });
   await scheduler.start();
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutdown requested");
-    // A chunk in flight gets the API deadline to finish; past the timeout, exit anyway: the
-    // records not committed are read again by whoever gets the partition.
-    setTimeout(() => {
-      logger.error({ timeoutMs: config.shutdownTimeoutMs }, "shutdown timed out");
-      process.exit(1);
-    }, config.shutdownTimeoutMs).unref();
-    scheduler.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  // A chunk in flight gets the API deadline to finish; past the timeout, exit anyway: the records
+  // not committed are read again by whoever gets the partition.
+  stopOnSignals(() => scheduler.stop(), logger, config.shutdownTimeoutMs);
 });

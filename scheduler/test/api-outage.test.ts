@@ -5,6 +5,7 @@ import { createTestDatabase, type TestDatabase, uniqueId } from "../../api/test/
 import {
   createTestProducer,
   createTestTopics,
+  type EventWatcher,
   queryDatabase,
   recordCount,
   seedMessage,
@@ -15,6 +16,8 @@ import {
   testKafka,
   until,
   untilConsumed,
+  untilEventsSettled,
+  watchEvents,
   withAdmin,
 } from "./helpers.js";
 
@@ -27,6 +30,8 @@ const RETRY_ENV = {
   API_TIMEOUT_MS: "2000",
   KAFKA_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS),
   KAFKA_HEARTBEAT_INTERVAL_MS: "1000",
+  // Small API calls, so a stream of records is many calls and the API can stop between them.
+  API_BATCH_SIZE: "20",
 };
 
 describe("scheduler while the API is down @integration", () => {
@@ -37,32 +42,49 @@ describe("scheduler while the API is down @integration", () => {
   let topics: TestTopics;
   let producer: Producer;
   let scheduler: TestScheduler | undefined;
+  let events: EventWatcher;
+  /** Ids of every product sent so far. */
+  const produced: string[] = [];
 
   before(async () => {
     kafka = testKafka();
-    database = await createTestDatabase();
-    [api, topics] = await Promise.all([startApiOn(database.url, 0), createTestTopics(kafka)]);
+    [database, topics] = await Promise.all([createTestDatabase(), createTestTopics(kafka)]);
+    [api, events, producer] = await Promise.all([
+      startApiOn(database.url, 0, topics.persisted),
+      watchEvents(kafka, topics.persisted),
+      createTestProducer(kafka),
+    ]);
     port = api.port;
-    producer = await createTestProducer(kafka);
   });
 
   after(async () => {
     await scheduler?.stop();
     await producer?.disconnect();
-    await topics?.delete();
+    await events?.stop();
     await api?.stop();
+    await topics?.delete();
     await database?.drop();
   });
 
-  const produce = (count: number) =>
-    producer.send({
+  const produce = async (count: number) => {
+    const ids = Array.from({ length: count }, () => uniqueId("outage"));
+    await producer.send({
       topic: topics.input,
       acks: -1,
-      messages: Array.from({ length: count }, () => {
-        const id = uniqueId("outage");
-        return { key: id, value: seedMessage({ productId: id }) };
-      }),
+      messages: ids.map((id) => ({ key: id, value: seedMessage({ productId: id }) })),
     });
+    produced.push(...ids);
+  };
+  /** Every product sent so far was published exactly once, as version 1, and nothing else was. */
+  const expectEachPublishedOnce = async () => {
+    const all = await untilEventsSettled(events, database.url);
+    expect(all.map((e) => e.key).sort(), "keys of the events").to.deep.equal([...produced].sort());
+    for (const { key, event } of all) {
+      expect(event.product?.id, "an event's key is its product id").to.equal(key);
+      expect(event.version, `version published for ${key}`).to.equal(1n);
+    }
+    expect(new Set(all.map((e) => e.event.eventId)).size, "distinct event ids").to.equal(all.length);
+  };
   const rowCount = async () =>
     Number((await queryDatabase<{ n: string }>(database.url, "SELECT count(*) AS n FROM products"))[0]?.n);
   const groupMembers = async (groupId: string) => {
@@ -74,7 +96,7 @@ describe("scheduler while the API is down @integration", () => {
     api = undefined;
   };
 
-  it("when the API stops mid-stream for longer than the session timeout, then the consumer keeps its partitions, nothing is dead-lettered and everything is persisted after it returns", async () => {
+  it("when the API stops mid-stream for longer than the session timeout, then the consumer keeps its partitions, nothing is dead-lettered and everything is persisted and published once after it returns", async () => {
     scheduler = await startTestScheduler({ topics, apiUrl: `http://127.0.0.1:${port}`, env: RETRY_ENV });
     await produce(10);
     await untilConsumed(scheduler, kafka, topics.input);
@@ -93,13 +115,14 @@ describe("scheduler while the API is down @integration", () => {
     );
     expect(await groupMembers(scheduler.groupId), "group members after the outage").to.deep.equal(membersBefore);
 
-    api = await startApiOn(database.url, port);
+    api = await startApiOn(database.url, port, topics.persisted);
     await untilConsumed(scheduler, kafka, topics.input);
     expect(await rowCount()).to.equal(30);
     expect(await recordCount(kafka, topics.errors)).to.equal(0);
+    await expectEachPublishedOnce();
   });
 
-  it("when the scheduler stops while the API is down, then the records stay uncommitted and the next instance persists them", async () => {
+  it("when the scheduler stops while the API is down, then the records stay uncommitted and the next instance persists and publishes them once", async () => {
     const running = scheduler as TestScheduler;
     await stopApi();
     await produce(5);
@@ -118,7 +141,7 @@ describe("scheduler while the API is down @integration", () => {
     );
     expect(behind, "partitions with uncommitted records").to.not.be.empty;
 
-    api = await startApiOn(database.url, port);
+    api = await startApiOn(database.url, port, topics.persisted);
     scheduler = await startTestScheduler({
       topics,
       apiUrl: `http://127.0.0.1:${port}`,
@@ -128,5 +151,42 @@ describe("scheduler while the API is down @integration", () => {
     await untilConsumed(scheduler, kafka, topics.input);
     expect(await rowCount()).to.equal(35);
     expect(await recordCount(kafka, topics.errors)).to.equal(0);
+    await expectEachPublishedOnce();
+  });
+
+  it("when the API stops while a stream of records is being written, then after a few seconds down nothing is dead-lettered and every record is persisted and published once", async () => {
+    const running = scheduler as TestScheduler;
+    const rowsBefore = await rowCount();
+    let stopping: Promise<void> | undefined;
+    let stoppedAt = 0;
+    // Stopped from inside the stream: as soon as the first of the new records is committed.
+    running.events.once("committed", () => {
+      stoppedAt = Date.now();
+      stopping = stopApi();
+    });
+    await produce(1000);
+    console.log("T", Date.now() % 100000, "await produce(1000);");
+    await until(running, "committed", () => stopping !== undefined, "the first commit of the stream");
+    console.log("T", Date.now() % 100000, 'await until(running, "committed", () => stopping !');
+    await stopping;
+    console.log("T", Date.now() % 100000, "await stopping;");
+    await until(
+      running,
+      "retrying",
+      () => Date.now() - stoppedAt > 2000,
+      "retries for two seconds after the API stopped",
+    );
+    const rowsDuringOutage = await rowCount();
+    console.log("T", Date.now() % 100000, "const rowsDuringOutage = await rowCount();");
+    expect(rowsDuringOutage, "rows written before the API stopped").to.be.greaterThan(rowsBefore);
+
+    api = await startApiOn(database.url, port, topics.persisted);
+    console.log("T", Date.now() % 100000, "api = await startApiOn(database.url, port, topics.");
+    await untilConsumed(running, kafka, topics.input);
+    console.log("T", Date.now() % 100000, "await untilConsumed(running, kafka, topics.input);");
+    expect(await rowCount()).to.equal(produced.length);
+    expect(await recordCount(kafka, topics.errors)).to.equal(0);
+    await expectEachPublishedOnce();
+    console.log("T", Date.now() % 100000, "await expectEachPublishedOnce();");
   });
 });

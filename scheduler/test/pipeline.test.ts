@@ -1,4 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
 import { ProductRegistrationSchema } from "#gen/products/v1/events_pb.js";
@@ -7,15 +8,35 @@ import { parseDeadLetterHeaders } from "../src/dead-letter.js";
 import {
   createTestProducer,
   createTestTopics,
+  type EventWatcher,
   produceInOrder,
   readAll,
+  relayEnv,
+  type SeenEvent,
   seedMessage,
   startTestScheduler,
   type TestScheduler,
   type TestTopics,
   testKafka,
   untilConsumed,
+  untilEventsSettled,
+  watchEvents,
 } from "./helpers.js";
+
+/** Each product's events are exactly its versions 1..n, in order, with distinct event ids; no others. */
+function expectOneEventPerVersion(all: SeenEvent[], rows: { id: string; version: number }[]): void {
+  const versionsByKey = new Map<string, bigint[]>();
+  for (const { key, event } of all) {
+    expect(event.product?.id, "an event's key is its product id").to.equal(key);
+    versionsByKey.set(key ?? "", [...(versionsByKey.get(key ?? "") ?? []), event.version]);
+  }
+  expect([...versionsByKey.keys()].sort(), "products with events").to.deep.equal(rows.map((r) => r.id).sort());
+  for (const { id, version } of rows) {
+    const expected = Array.from({ length: version }, (_, i) => BigInt(i + 1));
+    expect(versionsByKey.get(id), `versions published for ${id}`).to.deep.equal(expected);
+  }
+  expect(new Set(all.map((e) => e.event.eventId)).size, "distinct event ids").to.equal(all.length);
+}
 
 interface ProductRow {
   id: string;
@@ -32,6 +53,45 @@ interface ProductRow {
 }
 
 const PROTOBUF = { "content-type": "application/x-protobuf" };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The event is a decodable ProductPersisted keyed by the row's id, carrying the row as stored. */
+function expectEventOfRow(seen: SeenEvent | undefined, row: ProductRow | undefined): void {
+  expect(seen, "the event").to.not.equal(undefined);
+  expect(row, "the row").to.not.equal(undefined);
+  const { key, headers, event } = seen!;
+  expect(key, "record key").to.equal(row!.id);
+  expect(headers, "record headers").to.include({
+    "content-type": "application/x-protobuf",
+    "message-type": "products.v1.ProductPersisted",
+    "event-id": event.eventId,
+  });
+  expect(event.eventId).to.match(UUID);
+  expect(event.version, "event version").to.equal(BigInt(row!.version));
+  expect(event.persistedAt, "persisted_at").to.not.equal(undefined);
+  const product = event.product;
+  expect({
+    id: product?.id,
+    name: product?.name,
+    description: product?.description,
+    amount: Number(product?.pricing?.amount),
+    currency: product?.pricing?.currency,
+    quantity: product?.availability?.quantity,
+    availabilityMs: product?.availability?.timestamp && timestampMs(product.availability.timestamp),
+    category: product?.category,
+    version: product?.version,
+  }).to.deep.equal({
+    id: row!.id,
+    name: row!.name,
+    description: row!.description,
+    amount: Number(row!.amount),
+    currency: row!.currency,
+    quantity: row!.quantity,
+    availabilityMs: row!.availability_ms,
+    category: row!.category,
+    version: BigInt(row!.version),
+  });
+}
 
 describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () => {
   let api: TestApi;
@@ -39,11 +99,16 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
   let topics: TestTopics;
   let producer: Producer;
   let scheduler: TestScheduler;
+  let events: EventWatcher;
 
   before(async () => {
     kafka = testKafka();
-    [api, topics] = await Promise.all([startTestApi(), createTestTopics(kafka)]);
-    producer = await createTestProducer(kafka);
+    topics = await createTestTopics(kafka);
+    [api, events, producer] = await Promise.all([
+      startTestApi(relayEnv(topics.persisted)),
+      watchEvents(kafka, topics.persisted),
+      createTestProducer(kafka),
+    ]);
     // Small API batches, so a handful of records already spans several chunks.
     scheduler = await startTestScheduler({ topics, apiUrl: api.url, env: { API_BATCH_SIZE: "3" } });
   });
@@ -51,8 +116,9 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
   after(async () => {
     await scheduler?.stop();
     await producer?.disconnect();
-    await topics?.delete();
+    await events?.stop();
     await api?.close();
+    await topics?.delete();
   });
 
   const rowsOf = (id: string): Promise<ProductRow[]> =>
@@ -61,10 +127,10 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
       .select("*", api.knex.raw("(extract(epoch from availability_at) * 1000)::int8 AS availability_ms"))
       .where({ id });
 
-  // The events these writes publish to topics.persisted (the API's outbox) get their assertions
-  // here once the relay exists: one ProductPersisted per changed row, keyed by product id.
+  /** Once the scheduler committed: every event of the writes so far, published and seen. */
+  const settled = () => untilEventsSettled(events, api.database.url);
 
-  it("when the seed's JSON message arrives, then one row holds the transformed product at the record's time", async () => {
+  it("when the seed's JSON message arrives, then one row holds the transformed product at the record's time, and one event carries it", async () => {
     const id = uniqueId("seed");
     const timestamp = Date.parse("2024-06-29T00:30:03.254Z");
     await produceInOrder(producer, topics.input, [
@@ -86,10 +152,22 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
     });
     expect(row?.availability_ms).to.equal(timestamp);
     expect(row?.version).to.equal(1);
+
+    await settled();
+    const published = events.of(id);
+    expect(published, "events keyed by the product id").to.have.length(1);
+    expectEventOfRow(published[0], row);
+    const product = published[0]?.event.product;
+    expect(product?.description).to.equal("Descrição do Produto");
+    expect(product?.pricing?.amount).to.equal("100");
+    expect(product?.availability?.quantity).to.equal(50);
+    expect(timestampMs(product!.availability!.timestamp!), "availability = the record's timestamp").to.equal(timestamp);
+    expect(published[0]?.event.version).to.equal(1n);
   });
 
-  it("when a protobuf ProductRegistration arrives, then one row holds the same product", async () => {
+  it("when a protobuf ProductRegistration arrives, then one row holds the same product, and one event carries it", async () => {
     const id = uniqueId("proto");
+    const timestamp = Date.parse("2024-07-01T12:00:00.5Z");
     const value = toBinary(
       ProductRegistrationSchema,
       create(ProductRegistrationSchema, {
@@ -102,15 +180,25 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
         category: "Categoria",
       }),
     );
-    await produceInOrder(producer, topics.input, [{ key: id, value: Buffer.from(value), headers: PROTOBUF }]);
+    await produceInOrder(producer, topics.input, [
+      { key: id, value: Buffer.from(value), headers: PROTOBUF, timestamp: String(timestamp) },
+    ]);
     await untilConsumed(scheduler, kafka, topics.input);
 
     const rows = await rowsOf(id);
     expect(rows).to.have.length(1);
     expect(rows[0]).to.include({ name: "Produto protobuf", amount: "19.9900", quantity: 7, version: 1 });
+    expect(rows[0]?.availability_ms).to.equal(timestamp);
+
+    await settled();
+    const published = events.of(id);
+    expect(published, "events keyed by the product id").to.have.length(1);
+    expectEventOfRow(published[0], rows[0]);
+    expect(published[0]?.event.product?.pricing?.amount).to.equal("19.99");
+    expect(published[0]?.event.product?.description).to.equal("Descrição");
   });
 
-  it("when records cannot be processed, then each is dead-lettered with its bytes and why, and the valid one after them is persisted", async () => {
+  it("when records cannot be processed, then each is dead-lettered with its bytes and why, publishes nothing, and the valid one after them is persisted and published", async () => {
     const key = uniqueId("bad");
     const bad = [
       { value: Buffer.from('{"productId": "x", "price": '), code: "invalid_json", reason: /not JSON/ },
@@ -144,7 +232,9 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
     ]);
     await untilConsumed(scheduler, kafka, topics.input);
 
-    expect(await rowsOf(key)).to.have.length(1);
+    const rows = await rowsOf(key);
+    expect(rows).to.have.length(1);
+    expect(rows[0]).to.include({ quantity: 50, currency: "BRL", version: 1 });
     const letters = (await readAll(kafka, topics.errors)).filter((m) => m.key?.toString() === key);
     expect(letters).to.have.length(bad.length);
     for (const [index, expected] of bad.entries()) {
@@ -165,9 +255,15 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
       expect(Date.parse(info.failedAt)).to.be.closeTo(Date.now(), 60_000);
     }
     expect(letters[4]?.headers?.["content-type"]?.toString()).to.equal("application/x-protobuf");
+
+    await settled();
+    const published = events.of(key);
+    expect(published, "events keyed by the id: the valid record's only").to.have.length(1);
+    expectEventOfRow(published[0], rows[0]);
+    expect(events.of("x"), "events of the unparseable record").to.be.empty;
   });
 
-  it("when one id is updated several times, then the updates apply in order and only distinct states count", async () => {
+  it("when one id is updated several times, then the updates apply and are published in order, and only distinct states count", async () => {
     const id = uniqueId("updates");
     const t0 = Date.now() - 60_000;
     const update = (stockQuantity: number, at: number) => ({
@@ -175,24 +271,44 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
       value: seedMessage({ productId: id, stockQuantity }),
       timestamp: String(at),
     });
+    // Eight records: with API batches of 3, the updates span several calls.
     await produceInOrder(producer, topics.input, [
       update(1, t0 + 1000),
       update(2, t0 + 2000),
       update(2, t0 + 2000), // a duplicate: changes nothing
       update(3, t0 + 3000),
+      update(4, t0 + 4000),
       update(9, t0), // older than what is stored: changes nothing
+      update(5, t0 + 5000),
+      update(6, t0 + 6000),
     ]);
     await untilConsumed(scheduler, kafka, topics.input);
 
     const [row] = await rowsOf(id);
-    expect(row?.quantity).to.equal(3);
-    expect(row?.availability_ms).to.equal(t0 + 3000);
-    expect(row?.version).to.equal(3);
+    expect(row?.quantity).to.equal(6);
+    expect(row?.availability_ms).to.equal(t0 + 6000);
+    expect(row?.version).to.equal(6);
+
+    await settled();
+    const published = events.of(id);
+    expect(
+      published.map((e) => e.event.version),
+      "versions in publication order",
+    ).to.deep.equal([1n, 2n, 3n, 4n, 5n, 6n]);
+    expect(published.map((e) => e.event.product?.availability?.quantity)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    expect(published.map((e) => timestampMs(e.event.product!.availability!.timestamp!))).to.deep.equal(
+      [1, 2, 3, 4, 5, 6].map((n) => t0 + n * 1000),
+    );
+    expect(new Set(published.map((e) => e.partition)).size, "partitions the product's events use").to.equal(1);
+    expect(new Set(published.map((e) => e.event.eventId)).size, "distinct event ids").to.equal(6);
+    expectEventOfRow(published.at(-1), row);
   });
 
-  it("when a second consumer group replays the topic, then no row changes", async () => {
+  it("when a second consumer group replays the topic, then no row changes and no event is published", async () => {
     const before = await api.knex("products").select("id", "version", "updated_at").orderBy("id");
     expect(before.length).to.be.greaterThan(3);
+    const eventsBefore = await settled();
+    expectOneEventPerVersion(eventsBefore, before);
 
     const replay = await startTestScheduler({ topics, apiUrl: api.url });
     try {
@@ -206,5 +322,8 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
 
     const after = await api.knex("products").select("id", "version", "updated_at").orderBy("id");
     expect(after).to.deep.equal(before);
+    const eventsAfter = await settled();
+    expect(eventsAfter.length, "events after the replay").to.equal(eventsBefore.length);
+    expectOneEventPerVersion(eventsAfter, after);
   });
 });

