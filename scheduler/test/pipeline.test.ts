@@ -105,7 +105,7 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
     kafka = testKafka();
     topics = await createTestTopics(kafka);
     [api, events, producer] = await Promise.all([
-      startTestApi(relayEnv(topics.persisted)),
+      startTestApi({ ...relayEnv(topics.persisted), OUTBOX_RELAY: "false" }),
       watchEvents(kafka, topics.persisted),
       createTestProducer(kafka),
     ]);
