@@ -9,6 +9,7 @@ import type { ApiConfig } from "./config.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { openDatabase } from "./db/open-database.js";
 import { createOutboxRelay } from "./events/outbox-relay.js";
+import { createOutboxSignal } from "./events/outbox-signal.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { createProductService } from "./products/product-service.js";
@@ -46,23 +47,25 @@ export function createApi(config: ApiConfig, logger: Logger) {
           if (applied.length > 0) logger.info({ migrations: applied }, "applied migrations");
         }
         const metrics = createApiMetrics();
-        if (config.outboxRelay) {
-          const relay = createOutboxRelay({
-            databaseUrl: database.url,
-            kafka: createKafka(config.kafka, logger),
-            topic: config.kafka.topics.persisted,
-            partitions: config.kafka.partitions,
-            replicationFactor: config.kafka.replicationFactor,
-            logger: logger.child({ component: "outbox-relay" }),
-            metrics,
-            pollIntervalMs: config.outboxPollIntervalMs,
-            batchSize: config.outboxBatchSize,
-          });
+        const relay = config.outboxRelay
+          ? createOutboxRelay({
+              databaseUrl: database.url,
+              kafka: createKafka(config.kafka, logger),
+              topic: config.kafka.topics.persisted,
+              partitions: config.kafka.partitions,
+              replicationFactor: config.kafka.replicationFactor,
+              logger: logger.child({ component: "outbox-relay" }),
+              metrics,
+              pollIntervalMs: config.outboxPollIntervalMs,
+              batchSize: config.outboxBatchSize,
+            })
+          : undefined;
+        if (relay) {
           relay.start();
           // Stopped after the server: requests finishing during shutdown still get their events out.
           cleanups.unshift(() => relay.stop());
         }
-        const store = createProductStore(knex);
+        const store = createProductStore(knex, { onEventsWritten: createOutboxSignal(knex, relay, logger) });
         const server = buildServer(config, logger, metrics, store);
         const port = await server.listen(config.port, config.host);
         logger.info({ port, host: config.host, auth: config.apiToken !== undefined }, "api listening");
@@ -132,6 +135,8 @@ function createExpressApp(
 ): Express {
   const app = express();
   app.disable("x-powered-by");
+  // Hashing every response body for an ETag costs CPU on each write; clients here never revalidate.
+  app.set("etag", false);
   app.set("strict routing", true);
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();

@@ -23,6 +23,10 @@ export interface OutboxRelayOptions {
 
 export interface OutboxRelay {
   start(): void;
+  /** Looks at the outbox now (called after this process commits a write with events). */
+  wake(): void;
+  /** True while this process is the active relay. */
+  isActive(): boolean;
   /** Finishes the batch in progress (or gives up on it if Kafka is down), then disconnects. */
   stop(): Promise<void>;
 }
@@ -36,9 +40,10 @@ const STOP_GRACE_MS = 5000;
 /**
  * Publishes the product_events outbox to Kafka in id order, then deletes what was published.
  * One relay is active across all replicas: the one whose session holds the advisory lock; when its
- * process or connection dies, PostgreSQL releases the lock and a standby takes over. It wakes on
- * NOTIFY product_events (sent when a write commits) and polls as a fallback. If Kafka is down, it
- * keeps retrying with backoff while writes go on accumulating in the outbox.
+ * process or connection dies, PostgreSQL releases the lock and a standby takes over. It is woken
+ * by this process's writes (wake()) or by NOTIFY product_events from other replicas (see
+ * outbox-signal.ts), and polls as a fallback. If Kafka is down, it keeps retrying with backoff
+ * while writes go on accumulating in the outbox.
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { logger, metrics } = options;
@@ -48,6 +53,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let topicReady = false;
   let running: Promise<void> | undefined;
   let notified = false;
+  let active = false;
   let wake: (() => void) | undefined;
 
   const sleepUntilNotified = (ms: number) =>
@@ -99,6 +105,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const serveWhileLeader = async (client: pg.Client) => {
     await client.query("LISTEN product_events");
+    active = true;
     metrics.relayActive.set(1);
     logger.info("outbox relay active");
     while (!stopSignal.aborted) {
@@ -151,6 +158,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           }).catch(() => {});
         }
       } finally {
+        active = false;
         metrics.relayActive.set(0);
         await client.end().catch(() => {});
       }
@@ -161,6 +169,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     start() {
       running ??= run();
     },
+    wake() {
+      notified = true;
+      wake?.();
+    },
+    isActive: () => active,
     async stop() {
       stopController.abort();
       wake?.();

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { Knex } from "knex";
+import type pg from "pg";
 import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ProductRow } from "../db/product-model.js";
@@ -53,13 +54,38 @@ WITH written AS (
 )
 SELECT * FROM written`;
 
-export function createProductStore(knex: Knex): ProductStore {
+/**
+ * The upsert runs as a named prepared statement on the pool's own pg connection: it is the hot
+ * path, and this spares PostgreSQL a parse and plan and knex its query building on every write.
+ */
+const UPSERT_STATEMENT = { name: "products_upsert_v1", text: numberPlaceholders(UPSERT_SQL) };
+
+/** knex's "?" placeholders as pg's "$1", "$2", …; UPSERT_SQL has no other question mark. */
+function numberPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+type WrittenRow = Record<string, unknown> & { inserted: boolean };
+
+async function runUpsert(db: Knex | Knex.Transaction, values: unknown[]): Promise<WrittenRow[]> {
+  // In a transaction, knex's client hands out the transaction's connection.
+  const connection = (await db.client.acquireConnection()) as pg.ClientBase;
+  try {
+    return (await connection.query<WrittenRow>({ ...UPSERT_STATEMENT, values })).rows;
+  } finally {
+    await db.client.releaseConnection(connection);
+  }
+}
+
+export interface ProductStoreOptions {
+  /** Called after a write that added events to the outbox has committed (wakes the relay). */
+  onEventsWritten?: () => void;
+}
+
+export function createProductStore(knex: Knex, options: ProductStoreOptions = {}): ProductStore {
   const upsertRound = async (db: Knex | Knex.Transaction, round: Product[]) => {
-    const columns = toColumns(round);
-    const { rows } = await db.raw<{ rows: (Record<string, unknown> & { inserted: boolean })[] }>(
-      UPSERT_SQL,
-      columns as Knex.RawBinding[],
-    );
+    const rows = await runUpsert(db, toColumns(round));
     const written = new Map(rows.map((row) => [row.id as string, row]));
     const missing = round.filter((p) => !written.has(p.id)).map((p) => p.id);
     const current = missing.length > 0 ? await ProductRow.query(db).whereIn("id", missing) : ([] as ProductRow[]);
@@ -84,12 +110,18 @@ export function createProductStore(knex: Knex): ProductStore {
     upsert: (products) =>
       withDatabaseErrors(async () => {
         const rounds = splitIntoRounds(products);
-        if (rounds.length === 1) return reorder(products, await upsertRound(knex, rounds[0] ?? []));
-        return knex.transaction(async (trx) => {
-          const results: WriteResult[] = [];
-          for (const round of rounds) results.push(...(await upsertRound(trx, round)));
-          return reorder(products, results);
-        });
+        const results =
+          rounds.length === 1
+            ? await upsertRound(knex, rounds[0] ?? [])
+            : await knex.transaction(async (trx) => {
+                const all: WriteResult[] = [];
+                for (const round of rounds) all.push(...(await upsertRound(trx, round)));
+                return all;
+              });
+        if (results.some((r) => r.outcome === WriteOutcome.CREATED || r.outcome === WriteOutcome.UPDATED)) {
+          options.onEventsWritten?.();
+        }
+        return reorder(products, results);
       }),
 
     get: (id) =>

@@ -2,8 +2,9 @@ import type { Knex } from "knex";
 
 /**
  * The transactional outbox: every write that changes a product adds a row here in the same
- * statement; the relay publishes rows in id order and deletes them. A statement-level trigger
- * wakes relays (LISTEN product_events) when such a write commits.
+ * statement; the relay publishes rows in id order and deletes them. No NOTIFY trigger: a NOTIFY
+ * in the write transaction serialises every commit of the cluster on PostgreSQL's notify queue
+ * lock; writers signal after commit instead (see outbox-signal.ts).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable("product_events", (table) => {
@@ -15,18 +16,8 @@ export async function up(knex: Knex): Promise<void> {
     table.jsonb("product").notNullable();
     table.timestamp("persisted_at", { useTz: true, precision: 6 }).notNullable().defaultTo(knex.fn.now());
   });
-  await knex.raw(`
-    CREATE FUNCTION notify_product_events() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      PERFORM pg_notify('product_events', '');
-      RETURN NULL;
-    END $$`);
-  await knex.raw(`
-    CREATE TRIGGER product_events_notify AFTER INSERT ON product_events
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_product_events()`);
 }
 
 export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTable("product_events");
-  await knex.raw("DROP FUNCTION notify_product_events()");
 }
