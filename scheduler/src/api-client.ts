@@ -1,4 +1,5 @@
 import http from "node:http";
+import type http2 from "node:http2";
 import https from "node:https";
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
@@ -75,13 +76,43 @@ export function createProductApi(config: SchedulerConfig["api"]): ProductApi {
   };
 }
 
+/**
+ * connect-node 2.2 can destroy an idle HTTP/2 session on GOAWAY (an API restarting gracefully)
+ * after it has removed its own error listeners, so the error is uncaught and kills the process
+ * (connectrpc/connect-es#1768). Every session this manager opens gets a listener of its own; the
+ * manager still sees and handles the errors, and the next call reconnects.
+ */
+class GoawaySafeSessionManager extends Http2SessionManager {
+  private readonly guarded = new WeakSet<http2.ClientHttp2Session>();
+
+  override async connect() {
+    const state = await super.connect();
+    this.guardSession();
+    return state;
+  }
+
+  override async request(...args: Parameters<Http2SessionManager["request"]>) {
+    const stream = await super.request(...args);
+    this.guardSession();
+    return stream;
+  }
+
+  private guardSession(): void {
+    const session = (this as unknown as { s: { conn?: http2.ClientHttp2Session } }).s.conn;
+    if (session && !this.guarded.has(session)) {
+      this.guarded.add(session);
+      session.on("error", () => {});
+    }
+  }
+}
+
 function createTransport(
   config: SchedulerConfig["api"],
   interceptors: Interceptor[],
 ): { transport: Transport; close: () => void } {
   const common = { baseUrl: config.url, useBinaryFormat: true, interceptors };
   if (config.protocol === "grpc") {
-    const sessionManager = new Http2SessionManager(config.url, { idleConnectionTimeoutMs: 60_000 });
+    const sessionManager = new GoawaySafeSessionManager(config.url, { idleConnectionTimeoutMs: 60_000 });
     return {
       transport: createGrpcTransport({ ...common, sessionManager }),
       close: () => sessionManager.abort(),

@@ -23,21 +23,6 @@ import {
   watchEvents,
 } from "./helpers.js";
 
-/** Each product's events are exactly its versions 1..n, in order, with distinct event ids; no others. */
-function expectOneEventPerVersion(all: SeenEvent[], rows: { id: string; version: number }[]): void {
-  const versionsByKey = new Map<string, bigint[]>();
-  for (const { key, event } of all) {
-    expect(event.product?.id, "an event's key is its product id").to.equal(key);
-    versionsByKey.set(key ?? "", [...(versionsByKey.get(key ?? "") ?? []), event.version]);
-  }
-  expect([...versionsByKey.keys()].sort(), "products with events").to.deep.equal(rows.map((r) => r.id).sort());
-  for (const { id, version } of rows) {
-    const expected = Array.from({ length: version }, (_, i) => BigInt(i + 1));
-    expect(versionsByKey.get(id), `versions published for ${id}`).to.deep.equal(expected);
-  }
-  expect(new Set(all.map((e) => e.event.eventId)).size, "distinct event ids").to.equal(all.length);
-}
-
 interface ProductRow {
   id: string;
   name: string;
@@ -93,6 +78,21 @@ function expectEventOfRow(seen: SeenEvent | undefined, row: ProductRow | undefin
   });
 }
 
+/** Each product's events are exactly its versions 1..n, in order, with distinct event ids; no others. */
+function expectOneEventPerVersion(all: SeenEvent[], rows: { id: string; version: number }[]): void {
+  const versionsByKey = new Map<string, bigint[]>();
+  for (const { key, event } of all) {
+    expect(event.product?.id, "an event's key is its product id").to.equal(key);
+    versionsByKey.set(key ?? "", [...(versionsByKey.get(key ?? "") ?? []), event.version]);
+  }
+  expect([...versionsByKey.keys()].sort(), "products with events").to.deep.equal(rows.map((r) => r.id).sort());
+  for (const { id, version } of rows) {
+    const expected = Array.from({ length: version }, (_, i) => BigInt(i + 1));
+    expect(versionsByKey.get(id), `versions published for ${id}`).to.deep.equal(expected);
+  }
+  expect(new Set(all.map((e) => e.event.eventId)).size, "distinct event ids").to.equal(all.length);
+}
+
 describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () => {
   let api: TestApi;
   let kafka: Kafka;
@@ -105,7 +105,7 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
     kafka = testKafka();
     topics = await createTestTopics(kafka);
     [api, events, producer] = await Promise.all([
-      startTestApi({ ...relayEnv(topics.persisted), OUTBOX_RELAY: "false" }),
+      startTestApi(relayEnv(topics.persisted)),
       watchEvents(kafka, topics.persisted),
       createTestProducer(kafka),
     ]);
