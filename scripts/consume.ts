@@ -17,6 +17,7 @@
  * Exit codes: 0 done, 1 Kafka failed, 2 bad flags or configuration.
  */
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { parseArgs } from "node:util";
 import { type DescMessage, fromBinary, type JsonValue, toJson } from "@bufbuild/protobuf";
 import type { Consumer, IHeaders, KafkaMessage } from "kafkajs";
@@ -225,11 +226,14 @@ function decodeValue(
   return { valueType: "text", value: text };
 }
 
-/** Resolves when stdout can take more, so a slow reader (a pipe, a terminal) slows the consumer. */
-function writeLines(lines: string[]): Promise<void> | undefined {
+/**
+ * Resolves when stdout can take more, so a slow reader (a pipe, a terminal) slows the consumer, or
+ * when the tool stops (a reader that went away never drains).
+ */
+function writeLines(lines: string[], stopped: Promise<unknown>): Promise<unknown> | undefined {
   if (lines.length === 0) return undefined;
   if (process.stdout.write(`${lines.join("\n")}\n`)) return undefined;
-  return new Promise((resolve) => process.stdout.once("drain", resolve));
+  return Promise.race([once(process.stdout, "drain"), stopped]);
 }
 
 async function main(args: string[]): Promise<number> {
@@ -239,8 +243,14 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const config = readConfig(options.topic);
+  // stderr: stdout carries the records.
   const logger = pino(
-    { level: config.logLevel, base: { service: "consume" }, timestamp: pino.stdTimeFunctions.isoTime },
+    {
+      level: config.logLevel,
+      base: { service: "consume" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
     destination(2),
   );
   const kafka = createKafka(config.kafka, logger);
@@ -305,8 +315,8 @@ async function main(args: string[]): Promise<number> {
           resolveOffset(message.offset);
         }
         if (lines.length > 0) armSilenceTimer();
-        await writeLines(lines);
-        if (options.max !== undefined && printed >= options.max) finish(`${options.max} records`);
+        await writeLines(lines, finished);
+        if (options.max !== undefined && printed >= options.max) finish(`--max ${options.max} reached`);
       },
     });
     const reason = await finished;

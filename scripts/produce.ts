@@ -213,8 +213,14 @@ async function main(args: string[]): Promise<number> {
   }
   const config = readConfig();
   const source = await openSource(options);
+  // stderr: stdout carries the summary.
   const logger = pino(
-    { level: config.logLevel, base: { service: "produce" }, timestamp: pino.stdTimeFunctions.isoTime },
+    {
+      level: config.logLevel,
+      base: { service: "produce" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
     destination(2),
   );
   const kafka = createKafka(config.kafka, logger);
@@ -228,7 +234,9 @@ async function main(args: string[]): Promise<number> {
     createPartitioner: Partitioners.DefaultPartitioner,
   });
   let interrupted = false;
+  // The first Ctrl-C stops after the request in flight; a second one does not wait for it.
   const onSignal = () => {
+    if (interrupted) process.exit(130);
     interrupted = true;
   };
   process.on("SIGINT", onSignal);

@@ -86,7 +86,9 @@ describe("npm run produce / npm run consume @integration", () => {
     const topic = await freshTopic();
     const result = await run("produce", [], { TOPIC_NAME: topic });
     expect(result.code, result.stderr).to.equal(0);
-    expect(result.stdout).to.match(new RegExp(`^produce: sent 1 json message to ${topic} \\(partition \\d, offset 0\\)`));
+    expect(result.stdout).to.match(
+      new RegExp(`^produce: sent 1 json message to ${topic} \\(partition \\d, offset 0\\)`),
+    );
 
     const [record, ...others] = await readAll(kafka, topic);
     expect(others).to.have.length(0);
@@ -235,7 +237,9 @@ describe("npm run produce / npm run consume @integration", () => {
         expect(headers["kafka_dlt-original-topic"]).to.equal(topics.input);
         expect(headers["kafka_dlt-original-partition"]).to.be.a("number").within(0, 2);
         expect(headers["kafka_dlt-original-offset"]).to.be.a("number").at.least(0);
-        expect(headers["kafka_dlt-original-timestamp"]).to.be.a("number").within(Date.now() - 60_000, Date.now());
+        expect(headers["kafka_dlt-original-timestamp"])
+          .to.be.a("number")
+          .within(Date.now() - 60_000, Date.now());
         expect(headers["kafka_dlt-exception-fqcn"]).to.equal("missing_field");
         expect(headers["kafka_dlt-exception-message"]).to.match(/productName/);
       } finally {
