@@ -58,7 +58,7 @@ SELECT * FROM written`;
  * The upsert runs as a named prepared statement on the pool's own pg connection: it is the hot
  * path, and this spares PostgreSQL a parse and plan and knex its query building on every write.
  */
-const UPSERT_STATEMENT = { name: "products_upsert_v1", text: numberPlaceholders(UPSERT_SQL) };
+export const UPSERT_STATEMENT = { name: "products_upsert_v1", text: numberPlaceholders(UPSERT_SQL) };
 
 /** knex's "?" placeholders as pg's "$1", "$2", …; UPSERT_SQL has no other question mark. */
 function numberPlaceholders(sql: string): string {
