@@ -12,7 +12,7 @@ import { createOutboxRelay } from "./events/outbox-relay.js";
 import { createOutboxSignal } from "./events/outbox-signal.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
-import { createProductService } from "./products/product-service.js";
+import { createProductService, MAX_BATCH_SIZE } from "./products/product-service.js";
 import { createProductStore, type ProductStore } from "./products/product-store.js";
 import { createDocsRouter } from "./rest/openapi.js";
 import { createRestRouter } from "./rest/rest-routes.js";
@@ -91,7 +91,12 @@ export function createApi(config: ApiConfig, logger: Logger) {
 
 function buildServer(config: ApiConfig, logger: Logger, metrics: ApiMetrics, store: ProductStore): DualProtocolServer {
   const isAuthorized = createBearerCheck(config.apiToken);
-  const impl = createProductServiceImpl(createProductService(store));
+  const impl = createProductServiceImpl(
+    createProductService(store, {
+      maxInFlight: Math.min(config.dbWriteConcurrency, config.dbPoolMax),
+      maxBatch: MAX_BATCH_SIZE,
+    }),
+  );
   const isReady = () =>
     store.ping().then(
       () => true,

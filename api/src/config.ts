@@ -13,6 +13,8 @@ export interface ApiConfig {
   dbConnectTimeoutMs: number;
   dbStatementTimeoutMs: number;
   migrateOnStart: boolean;
+  /** Upsert statements in flight at once; single creates arriving meanwhile share the next one. */
+  dbWriteConcurrency: number;
   /** When set, writes need "Authorization: Bearer <token>". */
   apiToken: string | undefined;
   logLevel: LogLevel;
@@ -53,6 +55,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     dbConnectTimeoutMs: read.int("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
     dbStatementTimeoutMs: read.int("DB_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000),
     migrateOnStart: read.bool("MIGRATE_ON_START", true),
+    dbWriteConcurrency: read.int("DB_WRITE_CONCURRENCY", 8, 1, 1000),
     apiToken: read.optional("API_TOKEN"),
     logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     maxBodyBytes: read.int("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),

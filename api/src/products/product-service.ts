@@ -3,6 +3,7 @@ import { ApiError, asApiError, invalidArgument } from "../errors.js";
 import type { ListCursor, ProductStore, WriteResult } from "./product-store.js";
 import { parseTimestamp } from "./timestamp.js";
 import { validateProduct } from "./validation.js";
+import { createWriteCoalescer, type WriteCoalescerOptions } from "./write-coalescer.js";
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
@@ -22,14 +23,13 @@ export interface ProductService {
   list(pageSize: number, pageToken: string): Promise<{ products: Product[]; nextPageToken: string }>;
 }
 
-export function createProductService(store: ProductStore): ProductService {
+export function createProductService(store: ProductStore, coalescing: WriteCoalescerOptions): ProductService {
+  const write = createWriteCoalescer((products) => store.upsert(products), coalescing);
   return {
     async create(input) {
       const checked = validateProduct(input);
       if (!checked.ok) throw invalidArgument(checked.violations);
-      const [result] = await store.upsert([checked.product]);
-      if (!result) throw new Error("upsert returned no result");
-      return result;
+      return write(checked.product);
     },
 
     async createMany(inputs) {
