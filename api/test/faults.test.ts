@@ -104,7 +104,7 @@ describe("faults", () => {
 
   describe("when the API is stopped with requests in flight", () => {
     it("then the in-flight requests complete, then new connections are refused", async () => {
-      const api = await startTestApi({ DB_POOL_MAX: "30" });
+      const api = await startTestApi({ DB_POOL_MAX: "30", DB_WRITE_CONCURRENCY: "20" });
       // Hold the table so that the writes are certainly in flight (waiting in PostgreSQL) when stop() starts.
       // The blocker uses its own connection: the API's pool is busy with the waiting writes.
       const blocker = new pg.Client({ connectionString: api.database.url });
