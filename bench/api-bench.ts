@@ -18,7 +18,6 @@ import { once } from "node:events";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -38,6 +37,7 @@ import { pgTypes } from "../api/src/db/database.js";
 import { UPSERT_STATEMENT } from "../api/src/products/product-store.js";
 import { formatTimestamp, parseTimestamp } from "../api/src/products/timestamp.js";
 import { createLogger } from "../lib/logger.js";
+import { freePort, waitUntilReady } from "./bench-support.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BASE_POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -694,30 +694,6 @@ async function startChildProcess(
     throw error;
   }
   return { url, pid: child.pid, stop };
-}
-
-/** Polls /readyz: with LOG_LEVEL silent the child says nothing when it is listening. */
-async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ready = await fetch(`${url}/readyz`).then(
-      (res) => res.ok,
-      () => false,
-    );
-    if (ready) return;
-    await delay(100);
-  }
-  throw new Error(`api at ${url} not ready after ${timeoutMs} ms`);
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  probe.listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as net.AddressInfo;
-  probe.close();
-  await once(probe, "close");
-  return port;
 }
 
 /** A database name for this run; the API creates and migrates it, drop() removes it. */

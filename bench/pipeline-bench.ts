@@ -35,7 +35,6 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -60,6 +59,7 @@ import { createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "..
 import { loadSchedulerConfig } from "../scheduler/src/config.js";
 import { createScheduler } from "../scheduler/src/scheduler.js";
 import { createRandom, generateProduct, priceText, type SeedProduct, updateOf } from "../scripts/seed-messages.js";
+import { freePort, waitUntilReady } from "./bench-support.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BASE_POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -1545,30 +1545,6 @@ function benchDatabase(prefix: string) {
       }
     },
   };
-}
-
-/** Polls /readyz: the API says nothing on stdout at LOG_LEVEL=warn when it is listening. */
-async function waitUntilReady(url: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ready = await fetch(`${url}/readyz`).then(
-      (res) => res.ok,
-      () => false,
-    );
-    if (ready) return;
-    await delay(100);
-  }
-  throw new Error(`api at ${url} not ready after ${timeoutMs} ms`);
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  probe.listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as net.AddressInfo;
-  probe.close();
-  await once(probe, "close");
-  return port;
 }
 
 class UsageError extends Error {
