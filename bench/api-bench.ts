@@ -3,7 +3,7 @@
  *
  *   npm run bench:api -- [--duration 10] [--warmup 2] [--server-warmup 10] [--concurrency 64]
  *     [--server child|inproc] [--phases baseline,rest,grpc]
- *     [--server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *     [--server-node-args="--max-semi-space-size=32 --cpu-prof --cpu-prof-dir=/tmp/prof"]
  *
  * Three phases over one fresh database: the raw `pg` baseline (the API's own prepared upsert
  * statement, same pool size), REST `POST /products/` and gRPC `CreateProduct` through a real server. Each phase is
@@ -723,7 +723,8 @@ function readOptions(args: string[]): BenchOptions {
     "server-warmup": { type: "string", default: "10" },
     concurrency: { type: "string", default: "64" },
     server: { type: "string", default: "child" },
-    "server-node-args": { type: "string", default: "" },
+    // The flags `npm run api` starts the API with.
+    "server-node-args": { type: "string", default: "--max-semi-space-size=32" },
     phases: { type: "string", default: PHASES.join(",") },
   });
   const positive = (flag: string, value: string, integer: boolean) => {

@@ -889,7 +889,8 @@ async function startPipeline(
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const env = { ...apiEnv, PORT: String(port), OUTBOX_RELAY: String(relay) };
-    const service = spawnService("api/src/main.ts", env, options.nodeArgs, sink);
+    // The flags `npm run api` starts the API with, then any from --node-args.
+    const service = spawnService("api/src/main.ts", env, ["--max-semi-space-size=32", ...options.nodeArgs], sink);
     try {
       await Promise.race([waitUntilReady(url), service.failed]);
     } catch (error) {
