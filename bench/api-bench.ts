@@ -15,7 +15,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import os from "node:os";
@@ -37,7 +37,7 @@ import { pgTypes } from "../api/src/db/database.js";
 import { UPSERT_STATEMENT } from "../api/src/products/product-store.js";
 import { formatTimestamp, parseTimestamp } from "../api/src/products/timestamp.js";
 import { createLogger } from "../lib/logger.js";
-import { freePort, waitUntilReady } from "./bench-support.js";
+import { freePort, machineCpuSeconds, processCpu, waitUntilReady } from "./bench-support.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BASE_POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -494,9 +494,6 @@ async function warmUpServer(options: BenchOptions, apiUrl: string): Promise<Erro
   return errors;
 }
 
-/** Linux reports process and machine CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
-const CLOCK_TICKS_PER_S = 100;
-
 /**
  * Starts counting CPU time of this process, the API child and the database's backends (those
  * connected now, after warm-up, when both pools are full); the returned function stops counting.
@@ -534,27 +531,7 @@ async function openCpuWindow(admin: pg.Client, apiPid: number | undefined) {
 
 /** utime + stime of a process, from /proc/<pid>/stat. */
 async function processCpuSeconds(pid: number): Promise<number | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy time of all cores (all but idle and iowait), from the first line of /proc/stat. */
-async function machineCpuSeconds(): Promise<number | undefined> {
-  try {
-    const line = (await readFile("/proc/stat", "utf8")).split("\n", 1)[0] ?? "";
-    const [, user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line
-      .trim()
-      .split(/\s+/)
-      .map(Number);
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S;
-  } catch {
-    return undefined;
-  }
+  return (await processCpu(pid))?.seconds;
 }
 
 function percentile(sorted: Float64Array, q: number): number {

@@ -34,7 +34,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -59,7 +59,7 @@ import { createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "..
 import { loadSchedulerConfig } from "../scheduler/src/config.js";
 import { createScheduler } from "../scheduler/src/scheduler.js";
 import { createRandom, generateProduct, priceText, type SeedProduct, updateOf } from "../scripts/seed-messages.js";
-import { freePort, waitUntilReady } from "./bench-support.js";
+import { freePort, machineCpuSeconds, processCpu, waitUntilReady } from "./bench-support.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BASE_POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -1287,17 +1287,14 @@ interface CpuUse {
   machine: number;
 }
 
-/** Linux reports CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
-const CLOCK_TICKS_PER_S = 100;
-
 async function openCpuWindow(
   pids: { api?: number; scheduler?: number; relay?: number } = {},
 ): Promise<() => Promise<CpuUse | undefined>> {
   const startedAt = performance.now();
-  const before = await processCpu();
+  const before = await allProcessesCpu();
   const machineBefore = await machineCpuSeconds();
   return async () => {
-    const after = await processCpu();
+    const after = await allProcessesCpu();
     const machineAfter = await machineCpuSeconds();
     if (after.size === 0 || machineBefore === undefined || machineAfter === undefined) return undefined;
     const use: CpuUse = {
@@ -1327,7 +1324,7 @@ async function openCpuWindow(
 }
 
 /** utime + stime of every process, from /proc/<pid>/stat; empty where /proc is not there. */
-async function processCpu(): Promise<Map<number, { comm: string; seconds: number }>> {
+async function allProcessesCpu(): Promise<Map<number, { comm: string; seconds: number }>> {
   const result = new Map<number, { comm: string; seconds: number }>();
   let entries: string[];
   try {
@@ -1339,32 +1336,11 @@ async function processCpu(): Promise<Map<number, { comm: string; seconds: number
     entries
       .filter((entry) => /^\d+$/.test(entry))
       .map(async (entry) => {
-        try {
-          const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-          const close = stat.lastIndexOf(")");
-          const comm = stat.slice(stat.indexOf("(") + 1, close);
-          const fields = stat.slice(close + 2).split(" ");
-          result.set(Number(entry), { comm, seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S });
-        } catch {
-          // The process ended meanwhile.
-        }
+        const cpu = await processCpu(entry); // undefined: the process ended meanwhile
+        if (cpu) result.set(Number(entry), cpu);
       }),
   );
   return result;
-}
-
-/** Busy time of all cores (all but idle and iowait), from the first line of /proc/stat. */
-async function machineCpuSeconds(): Promise<number | undefined> {
-  try {
-    const line = (await readFile("/proc/stat", "utf8")).split("\n", 1)[0] ?? "";
-    const [, user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line
-      .trim()
-      .split(/\s+/)
-      .map(Number);
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S;
-  } catch {
-    return undefined;
-  }
 }
 
 interface Report {
