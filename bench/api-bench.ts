@@ -1,13 +1,15 @@
 /**
  * Create throughput of the API against the same upsert done directly with `pg`.
  *
- *   npm run bench:api -- [--duration 10] [--warmup 2] [--server-warmup 10] [--concurrency 64]
+ *   npm run bench:api -- [--duration 10] [--rounds 3] [--warmup 2] [--server-warmup 10] [--concurrency 64]
  *     [--server child|inproc] [--phases baseline,rest,grpc]
  *     [--server-node-args="--max-semi-space-size=32 --cpu-prof --cpu-prof-dir=/tmp/prof"]
  *
  * Three phases over one fresh database: the raw `pg` baseline (the API's own prepared upsert
  * statement, same pool size), REST `POST /products/` and gRPC `CreateProduct` through a real server. Each phase is
- * a closed loop of `concurrency` clients writing fresh ids. The API runs in a child process by
+ * a closed loop of `concurrency` clients writing fresh ids. The phases take turns in rounds
+ * (baseline, rest, grpc, baseline, …), so that a machine whose speed drifts during the run (a
+ * shared host) weighs on all of them alike. The API runs in a child process by
  * default: in-process, the load generator's own CPU per request (for gRPC about as much as the
  * server's) lands on the API's single event loop. The last stdout line is a one-line summary for
  * scripts; JSON goes to bench/results/. See bench/README.md for how to read the numbers.
@@ -48,7 +50,10 @@ type PhaseName = (typeof PHASES)[number];
 type ServerMode = (typeof SERVER_MODES)[number];
 
 interface BenchOptions {
+  /** Measured seconds of each phase, over all rounds. */
   durationS: number;
+  /** Turns each phase takes; each turn measures durationS / rounds. */
+  rounds: number;
   /** Unmeasured load at the start of every phase. */
   warmupS: number;
   /** Unmeasured REST + gRPC load on a fresh server, before the first phase. */
@@ -58,11 +63,6 @@ interface BenchOptions {
   /** Extra node flags for the API child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS). */
   serverNodeArgs: string[];
   phases: PhaseName[];
-  /**
-   * Disables the outbox's NOTIFY trigger in the bench database. Every transaction that notifies
-   * takes one cluster-wide lock at commit, so such commits (and their WAL flushes) run one at a
-   * time; without the trigger the bench shows what the API itself costs.
-   */
 }
 
 interface PhaseResult {
@@ -78,7 +78,17 @@ interface PhaseResult {
   errors: number;
   /** Distinct error messages with their counts, most frequent first. */
   errorSamples: { message: string; count: number }[];
-  /** CPU used during the measured window; undefined where /proc is not available. */
+  /** CPU used during the measured windows; undefined where /proc is not available. */
+  cpu: CpuUse | undefined;
+  /** Creates per second of each round, in order. */
+  roundsPerSecond: number[];
+}
+
+/** What one turn of a phase measured. */
+interface Turn {
+  latencies: number[];
+  seconds: number;
+  errors: ErrorTally;
   cpu: CpuUse | undefined;
 }
 
@@ -164,23 +174,26 @@ async function runPhases(
 ): Promise<PhaseResult[]> {
   const admin = new pg.Client({ connectionString: databaseUrl });
   await admin.connect();
-  const results: PhaseResult[] = [];
+  const turns = new Map<PhaseName, Turn[]>(options.phases.map((phase) => [phase, []]));
   try {
-    for (const phase of options.phases) {
-      // Every phase starts from empty tables and a fresh checkpoint, so no phase pays for another's rows.
-      await admin.query("TRUNCATE products, product_events");
-      await admin.query("CHECKPOINT").catch((error: Error) => log(`CHECKPOINT skipped: ${error.message}`));
-      const load = await createLoad(phase, options, config, databaseUrl, server.url);
-      try {
-        results.push(await runPhase(phase, load.create, options, () => openCpuWindow(admin, server.pid)));
-      } finally {
-        await load.close();
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const phase of options.phases) {
+        // Every turn starts from empty tables and a fresh checkpoint, so no turn pays for another's rows.
+        await admin.query("TRUNCATE products, product_events");
+        await admin.query("CHECKPOINT").catch((error: Error) => log(`CHECKPOINT skipped: ${error.message}`));
+        const load = await createLoad(phase, options, config, databaseUrl, server.url);
+        try {
+          const label = options.rounds > 1 ? `${phase} ${round}/${options.rounds}` : phase;
+          turns.get(phase)?.push(await runTurn(label, load.create, options, () => openCpuWindow(admin, server.pid)));
+        } finally {
+          await load.close();
+        }
       }
     }
   } finally {
     await admin.end();
   }
-  return results;
+  return options.phases.map((phase) => summarize(phase, turns.get(phase) ?? []));
 }
 
 interface Load {
@@ -356,6 +369,12 @@ class ErrorTally {
     this.#messages.set(message, (this.#messages.get(message) ?? 0) + 1);
   }
 
+  addAll(other: ErrorTally): void {
+    this.count += other.count;
+    for (const [message, count] of other.#messages)
+      this.#messages.set(message, (this.#messages.get(message) ?? 0) + count);
+  }
+
   /** Distinct messages, most frequent first. */
   samples(limit = 5): { message: string; count: number }[] {
     return [...this.#messages]
@@ -414,21 +433,21 @@ function startClosedLoop(
 }
 
 /**
- * One measured phase. Only creates that complete inside the window after the warm-up count toward
- * throughput and latency; errors count over the whole phase.
+ * One measured turn of a phase. Only creates that complete inside the window after the warm-up
+ * count toward throughput and latency; errors count over the whole turn.
  */
-async function runPhase(
-  name: PhaseName,
+async function runTurn(
+  label: string,
   create: (id: string) => Promise<void>,
   options: BenchOptions,
   openWindow: () => Promise<() => Promise<CpuUse | undefined>>,
-): Promise<PhaseResult> {
+): Promise<Turn> {
   const latencies: number[] = [];
   const errors = new ErrorTally();
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
   const loop = startClosedLoop(
-    name,
+    label,
     options.concurrency,
     create,
     (started, ended) => {
@@ -442,20 +461,38 @@ async function runPhase(
     await delay(options.warmupS * 1000);
     const closeCpuWindow = await openWindow();
     windowStart = performance.now();
-    await delay(options.durationS * 1000);
+    await delay((options.durationS / options.rounds) * 1000);
     windowEnd = performance.now();
     cpu = await closeCpuWindow();
   } finally {
     await loop.stop();
   }
+  return { latencies, seconds: (windowEnd - windowStart) / 1000, errors, cpu };
+}
 
-  const seconds = (windowEnd - windowStart) / 1000;
-  const sorted = Float64Array.from(latencies).sort();
+/** A phase over all its turns: rates and CPU add up, latencies are pooled. */
+function summarize(name: PhaseName, turns: Turn[]): PhaseResult {
+  const seconds = turns.reduce((sum, turn) => sum + turn.seconds, 0);
+  const sorted = Float64Array.from(turns.flatMap((turn) => turn.latencies)).sort();
+  const errors = new ErrorTally();
+  for (const turn of turns) errors.addAll(turn.errors);
+  const cpus = turns.map((turn) => turn.cpu);
+  const cpu = cpus.every((c) => c !== undefined)
+    ? cpus.reduce<CpuUse>(
+        (sum, c) => ({
+          bench: sum.bench + c.bench,
+          apiChild: sum.apiChild === undefined || c.apiChild === undefined ? undefined : sum.apiChild + c.apiChild,
+          postgres: sum.postgres + c.postgres,
+          machine: sum.machine + c.machine,
+        }),
+        { bench: 0, apiChild: 0, postgres: 0, machine: 0 },
+      )
+    : undefined;
   return {
     name,
     creates: sorted.length,
     seconds,
-    perSecond: sorted.length / seconds,
+    perSecond: seconds > 0 ? sorted.length / seconds : 0,
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
     meanMs: sorted.length > 0 ? sorted.reduce((sum, v) => sum + v, 0) / sorted.length : 0,
@@ -463,6 +500,7 @@ async function runPhase(
     errors: errors.count,
     errorSamples: errors.samples(),
     cpu,
+    roundsPerSecond: turns.map((turn) => (turn.seconds > 0 ? turn.latencies.length / turn.seconds : 0)),
   };
 }
 
@@ -557,6 +595,15 @@ async function report(
         `${r.p99Ms.toFixed(2).padStart(9)}${String(r.errors).padStart(8)}${ratio(r).toFixed(2).padStart(8)}`,
     ),
   ];
+  const baselineRounds = byName.get("baseline")?.roundsPerSecond;
+  if (options.rounds > 1 && baselineRounds) {
+    // Each round against the baseline of the same round: how far the machine's noise moves a ratio.
+    for (const r of results) {
+      if (r.name === "baseline") continue;
+      const perRound = r.roundsPerSecond.map((rate, i) => (rate / (baselineRounds[i] ?? Number.NaN)).toFixed(2));
+      lines.push(`  ${r.name} vs pg by round: ${perRound.join(" ")}`);
+    }
+  }
   for (const r of results) {
     for (const sample of r.errorSamples) lines.push(`  ${r.name} error x${sample.count}: ${sample.message}`);
   }
@@ -696,6 +743,7 @@ async function createBenchDatabase(baseUrl: string) {
 function readOptions(args: string[]): BenchOptions {
   const { values } = parseOrThrowUsage(args, {
     duration: { type: "string", default: "10" },
+    rounds: { type: "string", default: "3" },
     warmup: { type: "string", default: "2" },
     "server-warmup": { type: "string", default: "10" },
     concurrency: { type: "string", default: "64" },
@@ -722,6 +770,7 @@ function readOptions(args: string[]): BenchOptions {
   }
   return {
     durationS: positive("duration", values.duration, false),
+    rounds: positive("rounds", values.rounds, true),
     warmupS: values.warmup === "0" ? 0 : positive("warmup", values.warmup, false),
     serverWarmupS: values["server-warmup"] === "0" ? 0 : positive("server-warmup", values["server-warmup"], false),
     concurrency: positive("concurrency", values.concurrency, true),

@@ -1,5 +1,5 @@
 import { expressConnectMiddleware } from "@connectrpc/connect-express";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import express, { type Express } from "express";
 import type { Knex } from "knex";
 import { createKafka } from "../../lib/kafka.js";
@@ -11,6 +11,7 @@ import { openDatabase } from "./db/open-database.js";
 import { createOutboxRelay } from "./events/outbox-relay.js";
 import { createOutboxSignal } from "./events/outbox-signal.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
+import { serveRpcOverHttp2 } from "./http/http2-rpc-adapter.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { createProductService, MAX_BATCH_SIZE } from "./products/product-service.js";
 import { createProductStore, type ProductStore } from "./products/product-store.js";
@@ -19,6 +20,7 @@ import { createRestRouter } from "./rest/rest-routes.js";
 import { createAuthInterceptor, createObservabilityInterceptor } from "./rpc/interceptors.js";
 import { createProductServiceImpl } from "./rpc/product-routes.js";
 import { createRoutes } from "./rpc/routes.js";
+import { createRpcRouter } from "./rpc/rpc-router.js";
 
 export interface RunningApi {
   port: number;
@@ -102,8 +104,9 @@ function buildServer(config: ApiConfig, logger: Logger, metrics: ApiMetrics, sto
       () => true,
       () => false,
     );
-  const connectOptions = {
-    routes: createRoutes({ products: impl, isReady }),
+  const routes = createRoutes({ products: impl, isReady });
+  const rpcOptions = {
+    acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: config.maxBodyBytes,
     maxTimeoutMs: config.maxRpcDeadlineMs,
     interceptors: [
@@ -111,18 +114,23 @@ function buildServer(config: ApiConfig, logger: Logger, metrics: ApiMetrics, sto
       createAuthInterceptor((authorization) => isAuthorized(authorization)),
     ],
   };
+  // HTTP/2 gets our router: its gRPC unary handler is the cheap one (rpc/grpc-unary-protocol.ts).
+  // HTTP/1.1 carries Connect and gRPC-Web (gRPC clients use HTTP/2): connect-express serves it.
+  const http2Router = createRpcRouter(rpcOptions);
+  routes(http2Router);
   const app = createExpressApp(config, logger, metrics, isReady, isAuthorized, impl);
-  app.use(expressConnectMiddleware(connectOptions));
+  app.use(expressConnectMiddleware({ ...rpcOptions, routes }));
   app.use((req, res) => {
     res.status(404).json({ error: "not_found", message: `no route for ${req.method} ${req.path}` });
   });
   return createDualProtocolServer({
     http1: app,
-    http2: connectNodeAdapter({
-      ...connectOptions,
-      fallback: (_req, res) => {
-        res.writeHead(404, { "content-type": "application/json" });
-        res.end(JSON.stringify({ error: "not_found", message: "HTTP/2 serves RPCs only; use HTTP/1.1 for REST" }));
+    http2: serveRpcOverHttp2(http2Router.handlers, {
+      onInternalError: (error, procedure) => logger.error({ err: error, procedure }, "rpc handler failed"),
+      fallback: (stream) => {
+        stream.on("error", () => {});
+        stream.respond({ ":status": 404, "content-type": "application/json" });
+        stream.end(JSON.stringify({ error: "not_found", message: "HTTP/2 serves RPCs only; use HTTP/1.1 for REST" }));
       },
     }),
     headersTimeoutMs: config.headersTimeoutMs,

@@ -3,6 +3,7 @@ import http, { type RequestListener } from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
+import type { Http2StreamHandler } from "./http2-rpc-adapter.js";
 
 /** Every HTTP/2 connection opens with this preface; no HTTP/1.x request starts with "PRI ". */
 const HTTP2_PREFACE_START = Buffer.from("PRI ");
@@ -11,7 +12,7 @@ export interface DualProtocolServerOptions {
   /** Serves HTTP/1.1 requests (express: REST, docs, Connect and gRPC-Web). */
   http1: RequestListener;
   /** Serves cleartext HTTP/2 requests (gRPC, Connect and gRPC-Web over h2c). */
-  http2: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  http2: Http2StreamHandler;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   /** Idle time after which keep-alive connections and HTTP/2 sessions are closed. */
@@ -46,7 +47,8 @@ export function createDualProtocolServer(options: DualProtocolServerOptions): Du
   // h1 never listens itself: connections are handed to it. Node starts the tracking behind
   // headersTimeout, requestTimeout and closeIdleConnections() on "listening", so start it here.
   h1.emit("listening");
-  const h2 = http2.createServer({}, options.http2);
+  const h2 = http2.createServer();
+  h2.on("stream", options.http2);
   h2.setTimeout(idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
