@@ -12,6 +12,7 @@ import {
   type ProtocolHandlerFactory,
   type UniversalHandler,
   type UniversalHandlerOptions,
+  type UniversalServerRequest,
   type UniversalServerResponse,
   uResponseMethodNotAllowed,
   uResponseUnsupportedMediaType,
@@ -74,7 +75,7 @@ export function createGrpcHandlerFactory(options: Partial<UniversalHandlerOption
 
 function createUnaryHandler(opt: UniversalHandlerOptions, spec: MethodImplSpec & { kind: "unary" }) {
   const serialization = createMethodSerializationLookup(spec.method, opt.binaryOptions, opt.jsonOptions, opt);
-  return async function handleUnaryGrpc(req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> {
+  return async function handleUnaryGrpc(req: UniversalServerRequest): Promise<UniversalServerResponse> {
     assertByteStreamRequest(req);
     const type = parseContentType(req.header.get(headerContentType));
     if (type === undefined) return uResponseUnsupportedMediaType;
