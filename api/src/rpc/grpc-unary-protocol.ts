@@ -52,7 +52,9 @@ const CALL_COMPLETED = new ConnectError("the call has completed", Code.Canceled)
  * connect-es's own Connect-protocol unary handler does. Everything else is connect-es's:
  * serialization and its limits, compression, deadlines, interceptors, the handler context and
  * the trailers (grpc-status, grpc-message, grpc-status-details-bin). Streaming methods are served
- * by connect-es's handler unchanged.
+ * by connect-es's handler unchanged. The test sends this handler and connect-es's the same valid and
+ * faulty requests and requires the same answers, so an upgrade of connect-es that changes them
+ * shows up there.
  */
 export function createGrpcHandlerFactory(options: Partial<UniversalHandlerOptions>): ProtocolHandlerFactory {
   const opt = validateUniversalHandlerOptions(options);
