@@ -6,10 +6,11 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import pg from "pg";
-import { ProductService } from "#gen/products/v1/product_service_pb.js";
+import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { createLogger } from "../../lib/logger.js";
 import { createApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";
+import { productFromJson } from "../src/rest/product-json.js";
 import { createTestDatabase, seedProductJson, startTestApi, TEST_POSTGRES_URL, uniqueId } from "./test-api.js";
 
 /** A TCP proxy to PostgreSQL that a test can cut and restore: the database "goes down" for real. */
@@ -103,7 +104,7 @@ describe("faults", () => {
   });
 
   describe("when the API is stopped with requests in flight", () => {
-    it("then the in-flight requests complete, then new connections are refused", async () => {
+    it("then the in-flight REST and gRPC requests complete, then new connections are refused", async () => {
       const api = await startTestApi({ DB_POOL_MAX: "30", DB_WRITE_CONCURRENCY: "20" });
       // Hold the table so that the writes are certainly in flight (waiting in PostgreSQL) when stop() starts.
       // The blocker uses its own connection: the API's pool is busy with the waiting writes.
@@ -112,22 +113,31 @@ describe("faults", () => {
       try {
         await blocker.query("BEGIN");
         await blocker.query("LOCK TABLE products IN EXCLUSIVE MODE");
-        const ids = Array.from({ length: 20 }, () => uniqueId("inflight"));
-        const inFlight = ids.map((id) =>
+        const restIds = Array.from({ length: 10 }, () => uniqueId("inflight-rest"));
+        const grpcIds = Array.from({ length: 10 }, () => uniqueId("inflight-grpc"));
+        const restInFlight = restIds.map((id) =>
           fetch(`${api.url}/products/`, { method: "POST", body: JSON.stringify(seedProductJson({ id })) }).then(
             (r) => r.status,
           ),
+        );
+        // gRPC goes over HTTP/2: the session must stay open until its streams have answered.
+        const grpc = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
+        const grpcInFlight = grpcIds.map((id) =>
+          grpc
+            .createProduct({ product: productFromJson(seedProductJson({ id })).product })
+            .then((r) => WriteOutcome[r.outcome]),
         );
         await waitFor(async () => {
           // Not on the blocker: pg_stat_activity is a snapshot fixed for the length of a transaction.
           const { rows } = await api.knex.raw(
             "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
           );
-          return rows[0].n === ids.length;
+          return rows[0].n === restIds.length + grpcIds.length;
         });
         const stopped = api.stop();
         await blocker.query("COMMIT");
-        expect(await Promise.all(inFlight)).to.deep.equal(ids.map(() => 201));
+        expect(await Promise.all(restInFlight)).to.deep.equal(restIds.map(() => 201));
+        expect(await Promise.all(grpcInFlight)).to.deep.equal(grpcIds.map(() => "CREATED"));
         await stopped;
         const refused = await fetch(`${api.url}/healthz`).then(
           () => false,
