@@ -36,6 +36,7 @@ import {
 import { createApi } from "../api/src/api.js";
 import { type ApiConfig, loadApiConfig } from "../api/src/config.js";
 import { pgTypes } from "../api/src/db/database.js";
+import { disposableDatabase } from "../api/src/db/disposable-database.js";
 import { UPSERT_STATEMENT } from "../api/src/products/product-store.js";
 import { formatTimestamp, parseTimestamp } from "../api/src/products/timestamp.js";
 import { createLogger } from "../lib/logger.js";
@@ -133,7 +134,7 @@ function upsertBindings(id: string): (string | number)[][] {
 
 async function main(): Promise<void> {
   const options = readOptions(process.argv.slice(2));
-  const database = await createBenchDatabase(BASE_POSTGRES_URL);
+  const database = disposableDatabase(BASE_POSTGRES_URL, "products_bench");
   const apiEnv = {
     PORT: "0",
     HOST: "127.0.0.1",
@@ -718,26 +719,6 @@ async function startChildProcess(
     throw error;
   }
   return { url, pid: child.pid, stop };
-}
-
-/** A database name for this run; the API creates and migrates it, drop() removes it. */
-async function createBenchDatabase(baseUrl: string) {
-  const name = `products_bench_${randomBytes(6).toString("hex")}`;
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      const admin = new pg.Client({ connectionString: baseUrl });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    },
-  };
 }
 
 function readOptions(args: string[]): BenchOptions {

@@ -52,6 +52,7 @@ import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
 import { createApi } from "../api/src/api.js";
 import { loadApiConfig } from "../api/src/config.js";
 import { createKnex, ensureDatabaseExists, pgTypes } from "../api/src/db/database.js";
+import { disposableDatabase } from "../api/src/db/disposable-database.js";
 import { migrateToLatest } from "../api/src/db/migrations.js";
 import { UPSERT_SQL } from "../api/src/products/product-store.js";
 import { createEnvReader } from "../lib/env.js";
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
     const observer = await observeEvents(kafka, topics.persisted, "lat");
     cleanups.push(() => observer.stop());
     const expected = new Map(workload.expectedById);
-    const database = benchDatabase("products_bench_pipeline");
+    const database = disposableDatabase(BASE_POSTGRES_URL, "products_bench_pipeline");
     cleanups.push(() => database.drop());
     const pipeline = await startPipeline(options, settings, topics, database.url, tag);
     cleanups.push(() => pipeline.stop());
@@ -584,7 +585,7 @@ function upsertStatement(): { name: string; text: string } {
  * distinct ids inside one transaction as the product store does.
  */
 async function measurePgCeiling(workload: Workload, settings: Settings): Promise<RateResult & { concurrency: number }> {
-  const database = benchDatabase("products_bench_pg");
+  const database = disposableDatabase(BASE_POSTGRES_URL, "products_bench_pg");
   try {
     await ensureDatabaseExists(database.url, silentLogger);
     const knex = createKnex(
@@ -1502,26 +1503,6 @@ async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
   } finally {
     await admin.disconnect();
   }
-}
-
-/** A database name for this run (created by whoever connects first); drop() removes it. */
-function benchDatabase(prefix: string) {
-  const name = `${prefix}_${randomSuffix()}`;
-  const url = new URL(BASE_POSTGRES_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      const admin = new pg.Client({ connectionString: BASE_POSTGRES_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    },
-  };
 }
 
 class UsageError extends Error {

@@ -1,36 +1,17 @@
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { createLogger } from "../../lib/logger.js";
 import { createApi, type RunningApi } from "../src/api.js";
 import { type ApiConfig, loadApiConfig } from "../src/config.js";
+import { type DisposableDatabase, disposableDatabase } from "../src/db/disposable-database.js";
 
 /** The PostgreSQL server tests create their databases on (the machine's, or CI's). */
 export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
-export interface TestDatabase {
-  url: string;
-  name: string;
-  drop(): Promise<void>;
-}
+export type TestDatabase = DisposableDatabase;
 
 /** A new, empty database with a random name; drop() removes it. */
 export async function createTestDatabase(prefix = "products_test"): Promise<TestDatabase> {
-  const name = `${prefix}_${randomBytes(6).toString("hex")}`;
-  const url = new URL(TEST_POSTGRES_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    },
-  };
+  return disposableDatabase(TEST_POSTGRES_URL, prefix);
 }
 
 export interface TestApi extends RunningApi {
