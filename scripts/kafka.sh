@@ -10,11 +10,14 @@
 #   apt-get install -y openjdk-17-jre-headless maven
 #
 # Environment:
-#   KAFKA_PORT             PLAINTEXT port on 127.0.0.1              (default 9092)
-#   KAFKA_CONTROLLER_PORT  KRaft controller port on 127.0.0.1       (default 9093)
-#   KAFKA_BROKER_URL       if its first host:port already answers, `start` does nothing
-#                          (default localhost:$KAFKA_PORT)
-#   KAFKA_DATA_DIR         data, config, log, pid                   (default <repo>/.data/kafka)
+#   KAFKA_BROKER_URL       where the services look for Kafka; if its first host:port already
+#                          answers, `start` does nothing. Its port is the broker's port.
+#                          (default localhost:9092)
+#   KAFKA_PORT             PLAINTEXT port on 127.0.0.1   (default: the port of KAFKA_BROKER_URL)
+#   KAFKA_CONTROLLER_PORT  KRaft controller port on 127.0.0.1       (default KAFKA_PORT + 1)
+#   KAFKA_DATA_DIR         data, config, log, pid
+#                          (default <repo>/.data/kafka, or <repo>/.data/kafka-<port> off 9092,
+#                          so brokers on other ports run side by side)
 #   KAFKA_CACHE_DIR        resolved jars (outside the repo)
 #                          (default ~/.cache/product-ingestion/kafka-<version>)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness            (default 60)
@@ -30,11 +33,19 @@ KAFKA_SCALA_VERSION="2.13"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 
-KAFKA_PORT="${KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HOST="127.0.0.1"
+if [ -z "${KAFKA_PORT:-}" ] && [ -n "${KAFKA_BROKER_URL:-}" ]; then
+  KAFKA_PORT="$(first="${KAFKA_BROKER_URL%%,*}"; first="${first##*:}"; echo "${first%%/*}")"
+  [[ "$KAFKA_PORT" =~ ^[0-9]+$ ]] || KAFKA_PORT=""
+fi
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_BROKER_URL="${KAFKA_BROKER_URL:-localhost:${KAFKA_PORT}}"
-KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.data/kafka}"
+if [ "$KAFKA_PORT" = 9092 ]; then
+  KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.data/kafka}"
+else
+  KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.data/kafka-$KAFKA_PORT}"
+fi
 KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-${HOME:-/tmp}/.cache/product-ingestion/kafka-${KAFKA_VERSION}}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
