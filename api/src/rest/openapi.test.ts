@@ -301,38 +301,38 @@ describe("OpenAPI document and docs", () => {
   });
 
   describe("Swagger UI", () => {
-    it("when /docs is requested without the trailing slash, then it redirects to /docs/", async () => {
-      const response = await fetch(`${api.url}/docs`, { redirect: "manual" });
-      expect(response.status).to.equal(301);
-      expect(new URL(response.headers.get("location") ?? "", `${api.url}/docs`).href).to.equal(`${api.url}/docs/`);
-      const followed = await fetch(`${api.url}/docs`);
-      expect(followed.status).to.equal(200);
-      expect(followed.headers.get("content-type")).to.match(/^text\/html\b/);
-    });
+    for (const page of ["/docs", "/docs/"]) {
+      it(`when ${page} is requested, then it answers the page itself, not a redirect`, async () => {
+        const response = await fetch(`${api.url}${page}`, { redirect: "manual" });
+        expect(response.status).to.equal(200);
+        expect(response.headers.get("content-type")).to.match(/^text\/html\b/);
+        expect(await response.text()).to.include('<div id="swagger-ui">');
+      });
 
-    it("when /docs/ is loaded, then every asset it references is served", async () => {
-      const page = await fetch(`${api.url}/docs/`);
-      expect(page.status).to.equal(200);
-      expect(page.headers.get("content-type")).to.match(/^text\/html\b/);
-      const html = await page.text();
-      const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => new URL(m[1] ?? "", page.url).href);
-      expect(assets.some((a) => a.endsWith("/swagger-ui-bundle.js"))).to.equal(true);
-      expect(assets.some((a) => a.endsWith("/swagger-ui.css"))).to.equal(true);
-      for (const asset of assets) {
-        const response = await fetch(asset);
-        expect(response.status, asset).to.equal(200);
-        expect((await response.arrayBuffer()).byteLength, asset).to.be.greaterThan(0);
-        if (asset.endsWith(".js")) expect(response.headers.get("content-type"), asset).to.match(/javascript/);
-        if (asset.endsWith(".css")) expect(response.headers.get("content-type"), asset).to.match(/^text\/css\b/);
-      }
-    });
+      it(`when ${page} is loaded, then every asset it references is served from /docs/`, async () => {
+        const response = await fetch(`${api.url}${page}`, { redirect: "manual" });
+        const html = await response.text();
+        const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map(
+          (m) => new URL(m[1] ?? "", `${api.url}${page}`).href,
+        );
+        expect(assets.some((a) => a.endsWith("/swagger-ui-bundle.js"))).to.equal(true);
+        expect(assets.some((a) => a.endsWith("/swagger-ui.css"))).to.equal(true);
+        for (const asset of assets) {
+          expect(asset.startsWith(`${api.url}/docs/`), asset).to.equal(true);
+          const served = await fetch(asset, { redirect: "manual" });
+          expect(served.status, asset).to.equal(200);
+          expect((await served.arrayBuffer()).byteLength, asset).to.be.greaterThan(0);
+          if (asset.endsWith(".js")) expect(served.headers.get("content-type"), asset).to.match(/javascript/);
+          if (asset.endsWith(".css")) expect(served.headers.get("content-type"), asset).to.match(/^text\/css\b/);
+        }
+      });
+    }
 
     it("when the page's script runs, then it loads /openapi.json", async () => {
-      const pageUrl = `${api.url}/docs/`;
-      const script = await (await fetch(new URL("swagger-initializer.js", pageUrl))).text();
-      const [, documentUrl = ""] = /"([^"]*openapi\.json)"/.exec(script) ?? [];
-      const resolved = new URL(documentUrl, pageUrl);
-      expect(resolved.href).to.equal(`${api.url}/openapi.json`);
+      const scriptUrl = `${api.url}/docs/swagger-initializer.js`;
+      const script = await (await fetch(scriptUrl)).text();
+      const [, documentUrl = ""] = /"([^"]*openapi\.json)", document\.currentScript\.src/.exec(script) ?? [];
+      expect(new URL(documentUrl, scriptUrl).href).to.equal(`${api.url}/openapi.json`);
     });
 
     it("when a file of swagger-ui-dist that the page does not use is requested, then 404", async () => {

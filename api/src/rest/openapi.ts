@@ -480,28 +480,35 @@ const SWAGGER_UI_ASSETS = new Set([
   "favicon-32x32.png",
 ]);
 
-// Relative URLs, so the page also works behind a proxy that mounts the API under a prefix.
-const DOCS_PAGE = `<!doctype html>
+/**
+ * The page at /docs or /docs/, with URLs relative to it (so it also works behind a proxy that mounts
+ * the API under a prefix): from /docs they need the "docs/" segment, from /docs/ they must not have it.
+ */
+function docsPage(assets: "docs/" | "./"): string {
+  return `<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8">
     <title>Product API</title>
-    <link rel="stylesheet" href="./swagger-ui.css">
-    <link rel="stylesheet" href="./index.css">
-    <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32">
-    <link rel="icon" type="image/png" href="./favicon-16x16.png" sizes="16x16">
+    <link rel="stylesheet" href="${assets}swagger-ui.css">
+    <link rel="stylesheet" href="${assets}index.css">
+    <link rel="icon" type="image/png" href="${assets}favicon-32x32.png" sizes="32x32">
+    <link rel="icon" type="image/png" href="${assets}favicon-16x16.png" sizes="16x16">
   </head>
   <body>
     <div id="swagger-ui"></div>
-    <script src="./swagger-ui-bundle.js"></script>
-    <script src="./swagger-initializer.js"></script>
+    <script src="${assets}swagger-ui-bundle.js"></script>
+    <script src="${assets}swagger-initializer.js"></script>
   </body>
 </html>
 `;
+}
 
-const DOCS_INITIALIZER = `window.addEventListener("load", () => {
+// Resolved against the script's own URL, which is the same whether the page is /docs or /docs/.
+const DOCS_INITIALIZER = `const documentUrl = new URL("../openapi.json", document.currentScript.src).href;
+window.addEventListener("load", () => {
   window.ui = SwaggerUIBundle({
-    url: new URL("../openapi.json", window.location.href).href,
+    url: documentUrl,
     dom_id: "#swagger-ui",
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis],
@@ -511,7 +518,7 @@ const DOCS_INITIALIZER = `window.addEventListener("load", () => {
 `;
 
 /**
- * GET /openapi.json (built once, at construction) and GET /docs/: Swagger UI served from the
+ * GET /openapi.json (built once, at construction) and GET /docs (or /docs/): Swagger UI served from the
  * swagger-ui-dist package, so the docs work offline and need no CDN.
  */
 export function createDocsRouter(): Router {
@@ -521,13 +528,14 @@ export function createDocsRouter(): Router {
   router.get("/openapi.json", (_req, res) => {
     res.type("json").send(document);
   });
-  // The page's relative asset URLs only resolve under /docs/.
-  router.get("/docs", (req, res) => {
-    const query = req.originalUrl.indexOf("?");
-    res.redirect(301, `docs/${query === -1 ? "" : req.originalUrl.slice(query)}`);
+  // Both answer the page itself: a redirect would cost a round trip and break clients that do not follow it.
+  const pageAtDocs = docsPage("docs/");
+  const pageUnderDocs = docsPage("./");
+  router.get("/docs", (_req, res) => {
+    res.type("html").send(pageAtDocs);
   });
   router.get("/docs/", (_req, res) => {
-    res.type("html").send(DOCS_PAGE);
+    res.type("html").send(pageUnderDocs);
   });
   router.get("/docs/swagger-initializer.js", (_req, res) => {
     res.type("js").send(DOCS_INITIALIZER);
