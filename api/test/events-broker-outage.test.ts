@@ -9,6 +9,7 @@ import type { Kafka } from "kafkajs";
 import { createKafka } from "../../lib/kafka.js";
 import { createLogger } from "../../lib/logger.js";
 import { randomSuffix, readAll } from "../../scheduler/test/helpers.js";
+import { testRunId } from "../../test/support/env.js";
 import { loadApiConfig } from "../src/config.js";
 import { seedProductJson, startTestApi, type TestApi, uniqueId } from "./test-api.js";
 
@@ -16,7 +17,7 @@ const run = promisify(execFile);
 
 /** A broker of its own (not the shared one), so that stopping it disturbs no other test. */
 async function privateBroker(port: number) {
-  const dataDir = await mkdtemp(join(tmpdir(), "kafka-outage-"));
+  const dataDir = await mkdtemp(join(tmpdir(), `kafka-outage-${testRunId()}-`));
   const env = {
     ...process.env,
     KAFKA_PORT: String(port),

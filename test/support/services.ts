@@ -52,6 +52,8 @@ interface StartedPostgres {
 /** What this process started (cleared once stopped), and what it found running. */
 const started: { kafka?: StartedKafka; postgres?: StartedPostgres } = {};
 const reused: { kafka?: string; postgres?: string } = {};
+/** The kafka.sh runs in progress, killed first if the run is interrupted. */
+const scripts = new Set<ChildProcess>();
 
 export const mochaHooks: Mocha.RootHookObject = {
   // Named, for mocha's report: `"before all" hook: provideTestServices in "{root}"`.
@@ -78,7 +80,7 @@ async function provide(): Promise<void> {
   const brokers = testBrokers();
   const databaseUrl = testDatabaseUrl();
   // Before anything starts: a Ctrl-C or kill must not leave a broker (in its own session) running.
-  for (const signal of SIGNALS) process.once(signal, onSignal);
+  for (const signal of SIGNALS) process.on(signal, onSignal);
   process.once("exit", stopStartedSync);
 
   const [kafkaUp, postgres] = await Promise.all([kafkaAnswers(brokers), probePostgres(databaseUrl)]);
@@ -133,7 +135,7 @@ async function release(): Promise<void> {
 
 // --- Kafka ---------------------------------------------------------------------------------
 
-function adminFor(brokers: string, requestTimeout: number) {
+export function adminFor(brokers: string, requestTimeout: number) {
   return new Kafka({
     clientId: "test-services",
     brokers: brokers.split(",").map((broker) => broker.trim()),
@@ -145,7 +147,7 @@ function adminFor(brokers: string, requestTimeout: number) {
 }
 
 /** Whether a broker at `brokers` serves requests: a metadata round trip that lists a broker. */
-async function kafkaAnswers(brokers: string): Promise<boolean> {
+export async function kafkaAnswers(brokers: string): Promise<boolean> {
   const admin = adminFor(brokers, 4_000);
   try {
     return await bounded(
@@ -167,14 +169,14 @@ async function startKafka(brokers: string): Promise<string> {
   const cannot = (why: string) =>
     new Error(
       `Kafka is not running at ${brokers} and cannot be started: ${why}. ` +
-        "Or start a broker yourself (npm run kafka:start) and set KAFKA_BROKER_URL to it.",
+        "Or start a broker some other way and set KAFKA_BROKER_URL to it.",
     );
   const first = firstBroker(brokers);
   if (!first) throw cannot(`KAFKA_BROKER_URL=${JSON.stringify(brokers)} is not host:port`);
   if (first.host !== "127.0.0.1" && first.host !== "localhost") {
     throw cannot(`scripts/kafka.sh starts brokers on 127.0.0.1 only, not on ${first.host}`);
   }
-  const dataDir = await mkdtemp(path.join(tmpdir(), "test-kafka-"));
+  const dataDir = await mkdtemp(path.join(tmpdir(), `test-kafka-${testRunId()}-`));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     KAFKA_BROKER_URL: brokers,
@@ -225,6 +227,7 @@ function runKafkaScript(
       stdio: ["ignore", "ignore", "pipe"],
       detached: true,
     });
+    scripts.add(child);
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
@@ -232,14 +235,11 @@ function runKafkaScript(
     });
     const timer = setTimeout(() => {
       stderr += `kafka: error: 'scripts/kafka.sh ${command}' did not finish in ${timeoutMs / 1000} s\n`;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
+      killGroup(child);
     }, timeoutMs);
     const done = (code: number | null, spawnError?: Error) => {
       clearTimeout(timer);
+      scripts.delete(child);
       const lines = stderr.split("\n").filter((line) => line.trim() !== "");
       const errors = lines.filter((line) => line.startsWith("kafka: error: ")).map((line) => line.slice(14));
       resolve({ code, error: spawnError?.message ?? (errors.join("; ") || lines.slice(-3).join(" ")) });
@@ -279,7 +279,7 @@ async function deleteRunTopicsAndGroups(brokers: string, runId: string): Promise
 type PostgresProbe = { ok: true } | { ok: false; refused: boolean; reason: string };
 
 /** Whether the server accepts a query; `refused` when it answered with an error (auth, no database…). */
-async function probePostgres(url: string): Promise<PostgresProbe> {
+export async function probePostgres(url: string): Promise<PostgresProbe> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
   client.on("error", () => {});
   try {
@@ -297,7 +297,7 @@ async function probePostgres(url: string): Promise<PostgresProbe> {
 }
 
 async function startPostgres(url: string, why: string): Promise<string> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), "test-postgres-"));
+  const dataDir = await mkdtemp(path.join(tmpdir(), `test-postgres-${testRunId()}-`));
   // As root, the embedded server runs as the postgres user, which must get through to its data.
   await chmod(dataDir, 0o711);
   const postgres: StartedPostgres = { dataDir };
@@ -376,8 +376,13 @@ async function dropRunDatabases(url: string, runId: string): Promise<string[]> {
 
 // --- interruptions, watchdog ---------------------------------------------------------------
 
+let interrupted = false;
+
 /** Stops what was started, then dies of the signal as it would have without this handler. */
 function onSignal(signal: NodeJS.Signals): void {
+  // Still listening while stopping: a repeated signal (npm forwards one too) would kill us half-way.
+  if (interrupted) return;
+  interrupted = true;
   say(`${signal}: stopping what this run started`);
   stopStartedSync();
   for (const other of SIGNALS) process.off(other, onSignal);
@@ -386,6 +391,7 @@ function onSignal(signal: NodeJS.Signals): void {
 
 /** Last resort on exit or a signal, when nothing can be awaited: stop what was started, remove temp dirs. */
 function stopStartedSync(): void {
+  for (const script of scripts) killGroup(script);
   const { kafka, postgres } = started;
   if (kafka) {
     spawnSync("bash", [KAFKA_SCRIPT, "stop"], {
@@ -454,6 +460,14 @@ function describeActiveHandles(): string[] {
 
 // --- small helpers -------------------------------------------------------------------------
 
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
 function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -473,7 +487,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function redact(url: string): string {
+export function redact(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = "***";
