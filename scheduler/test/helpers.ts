@@ -19,10 +19,11 @@ import { runScopedSuffix, testBrokers } from "../../test/support/env.js";
 import { loadSchedulerConfig } from "../src/config.js";
 import { createScheduler, type Scheduler } from "../src/scheduler.js";
 
-const LOG_LEVEL = process.env.TEST_LOG_LEVEL ?? "silent";
+/** Read when used, like every test setting (see test/support/env.ts). */
+const logLevel = () => process.env.TEST_LOG_LEVEL ?? "silent";
 
 export function testLogger(service: string): Logger {
-  return createLogger(service, LOG_LEVEL as Parameters<typeof createLogger>[1]);
+  return createLogger(service, logLevel() as Parameters<typeof createLogger>[1]);
 }
 
 /** A unique part for topic and group names, carrying this run's marker (see test/support/env.ts). */
@@ -122,7 +123,7 @@ export async function startTestScheduler(options: {
     API_URL: options.apiUrl,
     API_TIMEOUT_MS: "5000",
     METRICS_PORT: "0",
-    LOG_LEVEL,
+    LOG_LEVEL: logLevel(),
     ...options.env,
   });
   const scheduler = createScheduler(config, testLogger("scheduler"));
@@ -242,7 +243,7 @@ export async function startApiOn(databaseUrl: string, port: number, persistedTop
     PORT: String(port),
     HOST: "127.0.0.1",
     DATABASE_URL: databaseUrl,
-    LOG_LEVEL,
+    LOG_LEVEL: logLevel(),
     SHUTDOWN_TIMEOUT_MS: "2000",
     ...relayEnv(persistedTopic),
   });

@@ -99,8 +99,9 @@ async function provide(): Promise<void> {
     const reasons = [kafka, database].flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
     throw new Error(reasons.join("\n"));
   }
-  if (kafkaUp) reused.kafka = brokers;
-  if (postgres.ok) reused.postgres = databaseUrl;
+  // Found running, or came up meanwhile (startKafka then reuses it): this run cleans up on it.
+  if (!started.kafka) reused.kafka = kafka.value;
+  if (!started.postgres) reused.postgres = database.value;
   process.env.KAFKA_BROKER_URL = kafka.value;
   process.env.TEST_DATABASE_URL = database.value;
   say(
