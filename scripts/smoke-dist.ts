@@ -1,5 +1,5 @@
 /**
- * `npm run smoke:dist` (after `npm run build`): the Dockerfile's final stage reproduced without a
+ * Run by scripts/smoke-dist.test.ts after `npm run build`: the Dockerfile's final stage reproduced without a
  * container engine. In a temporary directory holding only package.json, package-lock.json and dist/,
  * it installs the production dependencies as the image does (no dev, no optional, no scripts), then
  * runs the compiled services with plain node against the test PostgreSQL and Kafka:

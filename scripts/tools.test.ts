@@ -12,12 +12,12 @@ import {
   randomSuffix,
   readAll,
   startTestScheduler,
-  TEST_BROKERS,
   type TestScheduler,
   type TestTopics,
   testKafka,
   withAdmin,
 } from "../scheduler/test/helpers.js";
+import { testBrokers } from "../test/support/env.js";
 import { SEED_MESSAGE_JSON } from "./seed-messages.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -32,7 +32,7 @@ interface RunResult {
 function run(tool: "produce" | "consume", args: string[], env: Record<string, string> = {}): Promise<RunResult> {
   const child = spawn(process.execPath, ["--import", "tsx", `scripts/${tool}.ts`, ...args], {
     cwd: ROOT,
-    env: { ...process.env, KAFKA_BROKER_URL: TEST_BROKERS, LOG_LEVEL: "warn", ...env },
+    env: { ...process.env, KAFKA_BROKER_URL: testBrokers(), LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -181,7 +181,7 @@ describe("npm run produce / npm run consume @integration", () => {
       topics = await createTestTopics(kafka);
       api = await startTestApi({
         OUTBOX_RELAY: "true",
-        KAFKA_BROKER_URL: TEST_BROKERS,
+        KAFKA_BROKER_URL: testBrokers(),
         TRANSFORMED_TOPIC: topics.persisted,
         OUTBOX_POLL_INTERVAL_MS: "200",
       });

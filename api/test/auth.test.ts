@@ -5,7 +5,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health
 import { ProductService } from "#gen/products/v1/product_service_pb.js";
 import { seedProductJson, startTestApi, type TestApi, uniqueId } from "./test-api.js";
 
-describe("bearer token auth", () => {
+describe("bearer token auth @integration", () => {
   describe("when API_TOKEN is set", () => {
     let api: TestApi;
     before(async () => {

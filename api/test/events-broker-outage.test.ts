@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -7,7 +8,8 @@ import { expect } from "chai";
 import type { Kafka } from "kafkajs";
 import { createKafka } from "../../lib/kafka.js";
 import { createLogger } from "../../lib/logger.js";
-import { readAll } from "../../scheduler/test/helpers.js";
+import { randomSuffix, readAll } from "../../scheduler/test/helpers.js";
+import { testRunId } from "../../test/support/env.js";
 import { loadApiConfig } from "../src/config.js";
 import { seedProductJson, startTestApi, type TestApi, uniqueId } from "./test-api.js";
 
@@ -15,7 +17,7 @@ const run = promisify(execFile);
 
 /** A broker of its own (not the shared one), so that stopping it disturbs no other test. */
 async function privateBroker(port: number) {
-  const dataDir = await mkdtemp(join(tmpdir(), "kafka-outage-"));
+  const dataDir = await mkdtemp(join(tmpdir(), `kafka-outage-${testRunId()}-`));
   const env = {
     ...process.env,
     KAFKA_PORT: String(port),
@@ -35,16 +37,31 @@ async function privateBroker(port: number) {
   };
 }
 
+/** A port whose successor is free too (the broker's controller listens on port + 1). */
+async function freePortPair(): Promise<number> {
+  const listens = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 5000) * 2;
+    if ((await listens(port)) && (await listens(port + 1))) return port;
+  }
+  throw new Error("no two consecutive free ports in 20000-29999");
+}
+
 describe("ProductPersisted events when Kafka is down @integration", function () {
   this.timeout(180_000);
-  const port = 19092 + Math.floor(Math.random() * 500) * 2;
   let broker: Awaited<ReturnType<typeof privateBroker>>;
   let api: TestApi;
   let kafka: Kafka;
-  const topic = `test-produtos-persistidos-outage-${uniqueId("t")}`;
+  let topic: string;
 
   before(async () => {
-    broker = await privateBroker(port);
+    topic = `test-produtos-persistidos-outage-${randomSuffix()}`;
+    broker = await privateBroker(await freePortPair());
     await broker.start();
     api = await startTestApi({
       OUTBOX_RELAY: "true",

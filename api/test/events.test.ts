@@ -1,15 +1,15 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import type { Consumer, Kafka, KafkaMessage } from "kafkajs";
-import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
+import type { Kafka } from "kafkajs";
 import { createLogger } from "../../lib/logger.js";
 import {
   createTestTopics,
-  randomSuffix,
-  TEST_BROKERS,
+  type EventWatcher,
   type TestTopics,
   testKafka,
+  untilEventsSettled,
+  watchEvents,
 } from "../../scheduler/test/helpers.js";
+import { testBrokers } from "../../test/support/env.js";
 import { createApi, type RunningApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";
 import {
@@ -20,43 +20,6 @@ import {
   type TestDatabase,
   uniqueId,
 } from "./test-api.js";
-
-/** Collects every record of a topic as it arrives, from the beginning. */
-async function watchTopic(kafka: Kafka, topic: string) {
-  const received: KafkaMessage[] = [];
-  const waiters: (() => void)[] = [];
-  const consumer: Consumer = kafka.consumer({ groupId: `test-events-${randomSuffix()}`, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      received.push(message);
-      for (const wake of waiters.splice(0)) wake();
-    },
-  });
-  const events = () =>
-    received.map((m) => ({
-      key: m.key?.toString(),
-      headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, v?.toString()])),
-      event: fromBinary(ProductPersistedSchema, m.value ?? new Uint8Array()),
-    }));
-  return {
-    events,
-    /** Resolves with the events once `condition` holds for them. */
-    async until(condition: (all: ReturnType<typeof events>) => boolean, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!condition(events())) {
-        if (Date.now() > deadline) throw new Error(`events not seen in time; have ${received.length}`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 250);
-        });
-      }
-      return events();
-    },
-    stop: () => consumer.disconnect(),
-  };
-}
 
 async function eventually(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -72,14 +35,14 @@ const post = (url: string, body: unknown) =>
     body: (await r.json()) as Record<string, any>,
   }));
 
-describe("ProductPersisted events (transactional outbox)", () => {
+describe("ProductPersisted events (transactional outbox) @integration", () => {
   let kafka: Kafka;
   let topics: TestTopics;
   let api: TestApi;
-  let watcher: Awaited<ReturnType<typeof watchTopic>>;
+  let watcher: EventWatcher;
   const relayEnv = () => ({
     OUTBOX_RELAY: "true",
-    KAFKA_BROKER_URL: TEST_BROKERS,
+    KAFKA_BROKER_URL: testBrokers(),
     TRANSFORMED_TOPIC: topics.persisted,
     OUTBOX_POLL_INTERVAL_MS: "500",
   });
@@ -88,7 +51,7 @@ describe("ProductPersisted events (transactional outbox)", () => {
     kafka = testKafka();
     topics = await createTestTopics(kafka);
     api = await startTestApi(relayEnv());
-    watcher = await watchTopic(kafka, topics.persisted);
+    watcher = await watchEvents(kafka, topics.persisted);
   });
   after(async () => {
     await watcher?.stop();
@@ -99,7 +62,9 @@ describe("ProductPersisted events (transactional outbox)", () => {
   it("when a product is created, then one event keyed by its id carries it, with the headers to decode it", async () => {
     const id = uniqueId("event");
     const created = await post(api.url, seedProductJson({ id }));
-    const [record] = (await watcher.until((all) => all.some((e) => e.key === id))).filter((e) => e.key === id);
+    const [record] = (await watcher.until((all) => all.some((e) => e.key === id), `the event of ${id}`)).filter(
+      (e) => e.key === id,
+    );
     expect(record?.headers["content-type"]).to.equal("application/x-protobuf");
     expect(record?.headers["message-type"]).to.equal("products.v1.ProductPersisted");
     expect(record?.headers["event-id"]).to.match(/^[0-9a-f-]{36}$/);
@@ -123,7 +88,9 @@ describe("ProductPersisted events (transactional outbox)", () => {
     await post(api.url, seedProductJson({ id }));
     await post(api.url, seedProductJson({ id, availability: { quantity: 1, timestamp: "2000-01-01T00:00:00Z" } }));
     await post(api.url, seedProductJson({ id: marker }));
-    const all = await watcher.until((events) => events.some((e) => e.key === marker));
+    // Every event written so far, published and seen: the marker's alone could overtake id's on another partition.
+    const all = await untilEventsSettled(watcher, api.database.url);
+    expect(all.filter((e) => e.key === marker)).to.have.length(1);
     expect(all.filter((e) => e.key === id)).to.have.length(1);
   });
 
@@ -135,9 +102,9 @@ describe("ProductPersisted events (transactional outbox)", () => {
         seedProductJson({ id, availability: { quantity, timestamp: `2024-07-0${quantity}T00:00:00Z` } }),
       );
     }
-    const mine = (await watcher.until((all) => all.filter((e) => e.key === id).length >= 5)).filter(
-      (e) => e.key === id,
-    );
+    const mine = (
+      await watcher.until((all) => all.filter((e) => e.key === id).length >= 5, `five events of ${id}`)
+    ).filter((e) => e.key === id);
     expect(mine.map((e) => e.event.version)).to.deep.equal([1n, 2n, 3n, 4n, 5n]);
     expect(mine.map((e) => e.event.product?.availability?.quantity)).to.deep.equal([1, 2, 3, 4, 5]);
     expect(new Set(mine.map((e) => e.event.eventId)).size).to.equal(5);
@@ -177,7 +144,10 @@ describe("ProductPersisted events (transactional outbox)", () => {
 
       const ids = Array.from({ length: 10 }, (_, i) => uniqueId(`replica${i % 2}`));
       await Promise.all(ids.map((id, i) => post(i % 2 ? second.url : first.url, seedProductJson({ id }))));
-      const all = await watcher.until((events) => ids.every((id) => events.some((e) => e.key === id)));
+      const all = await watcher.until(
+        (events) => ids.every((id) => events.some((e) => e.key === id)),
+        "an event of each product",
+      );
       for (const id of ids)
         expect(
           all.filter((e) => e.key === id),
@@ -188,7 +158,7 @@ describe("ProductPersisted events (transactional outbox)", () => {
       replicas.splice(replicas.indexOf(first), 1);
       const late = uniqueId("takeover");
       await post(second.url, seedProductJson({ id: late }));
-      const later = await watcher.until((events) => events.some((e) => e.key === late));
+      const later = await watcher.until((events) => events.some((e) => e.key === late), `the event of ${late}`);
       expect(later.filter((e) => e.key === late)).to.have.length(1);
       await eventually(() => isActiveRelay(second));
     });

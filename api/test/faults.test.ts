@@ -8,10 +8,11 @@ import { expect } from "chai";
 import pg from "pg";
 import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { createLogger } from "../../lib/logger.js";
+import { testDatabaseUrl } from "../../test/support/env.js";
 import { createApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";
 import { productFromJson } from "../src/rest/product-json.js";
-import { createTestDatabase, seedProductJson, startTestApi, TEST_POSTGRES_URL, uniqueId } from "./test-api.js";
+import { createTestDatabase, seedProductJson, startTestApi, uniqueId } from "./test-api.js";
 
 /** A TCP proxy to PostgreSQL that a test can cut and restore: the database "goes down" for real. */
 async function createCuttableProxy(target: URL) {
@@ -46,11 +47,11 @@ async function createCuttableProxy(target: URL) {
   };
 }
 
-describe("faults", () => {
+describe("faults @integration", () => {
   describe("when the database goes down", () => {
     it("then REST answers 503, RPC unavailable, /readyz 503 — with no driver text — and it recovers", async () => {
       const database = await createTestDatabase();
-      const proxy = await createCuttableProxy(new URL(TEST_POSTGRES_URL));
+      const proxy = await createCuttableProxy(new URL(testDatabaseUrl()));
       const url = new URL(database.url);
       url.port = String(proxy.port);
       const config = loadApiConfig({
@@ -60,8 +61,10 @@ describe("faults", () => {
         LOG_LEVEL: "silent",
         DB_CONNECT_TIMEOUT_MS: "1000",
       });
-      const api = await createApi(config, createLogger("api", "silent")).start();
+      // Awaited inside the try: if the API does not start, the proxy and database are still removed.
+      const starting = createApi(config, createLogger("api", "silent")).start();
       try {
+        const api = await starting;
         const post = () =>
           fetch(`${api.url}/products/`, { method: "POST", body: JSON.stringify(seedProductJson({ id: uniqueId() })) });
         expect((await post()).status).to.equal(201);
@@ -82,24 +85,13 @@ describe("faults", () => {
         expect((await post()).status).to.equal(201);
         expect((await fetch(`${api.url}/readyz`)).status).to.equal(200);
       } finally {
-        await api.stop();
+        await starting.then(
+          (api) => api.stop(),
+          () => {},
+        );
         await proxy.cut();
         await database.drop();
       }
-    });
-  });
-
-  describe("when configuration is invalid", () => {
-    it("then loading it names every bad variable and the expected form", () => {
-      const load = () => loadApiConfig({ PORT: "eighty", LOG_LEVEL: "loud", DATABASE_URL: "mysql://x" });
-      expect(load).to.throw(/PORT="eighty": expected an integer from 0 to 65535/);
-      expect(load).to.throw(/DATABASE_URL: expected a PostgreSQL URL/);
-      expect(load).to.throw(/LOG_LEVEL="loud": expected one of fatal, error/);
-    });
-
-    it("then the original project's SQLAlchemy URL form is accepted", () => {
-      const config = loadApiConfig({ DATABASE_URL: "postgresql+psycopg2://user:pw@db:5432/products" });
-      expect(config.databaseUrl).to.equal("postgresql://user:pw@db:5432/products");
     });
   });
 
@@ -152,7 +144,23 @@ describe("faults", () => {
   });
 });
 
-describe("the api process", () => {
+describe("API configuration", () => {
+  describe("when configuration is invalid", () => {
+    it("then loading it names every bad variable and the expected form", () => {
+      const load = () => loadApiConfig({ PORT: "eighty", LOG_LEVEL: "loud", DATABASE_URL: "mysql://x" });
+      expect(load).to.throw(/PORT="eighty": expected an integer from 0 to 65535/);
+      expect(load).to.throw(/DATABASE_URL: expected a PostgreSQL URL/);
+      expect(load).to.throw(/LOG_LEVEL="loud": expected one of fatal, error/);
+    });
+
+    it("then the original project's SQLAlchemy URL form is accepted", () => {
+      const config = loadApiConfig({ DATABASE_URL: "postgresql+psycopg2://user:pw@db:5432/products" });
+      expect(config.databaseUrl).to.equal("postgresql://user:pw@db:5432/products");
+    });
+  });
+});
+
+describe("the api process @integration", () => {
   it("when it gets SIGTERM, then it shuts down gracefully and exits 0", async function () {
     this.timeout(60_000);
     const database = await createTestDatabase();
@@ -162,14 +170,19 @@ describe("the api process", () => {
     });
     try {
       const lines: string[] = [];
-      const listening = new Promise<void>((resolve) => {
+      const exited = once(child, "exit");
+      const listening = new Promise<void>((resolve, reject) => {
         createInterface({ input: child.stdout }).on("line", (line) => {
           lines.push(line);
           if (line.includes('"api listening"')) resolve();
         });
+        // A process that fails to start fails the test now, with its log, not at the timeout.
+        exited.then(
+          ([code]) => reject(new Error(`the api exited with ${code} before listening:\n${lines.join("\n")}`)),
+          reject,
+        );
       });
       await listening;
-      const exited = once(child, "exit");
       child.kill("SIGTERM");
       const [code] = await exited;
       expect(code).to.equal(0);

@@ -15,7 +15,7 @@ async function get(api: TestApi, path: string) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
-describe("REST API", () => {
+describe("REST API @integration", () => {
   let api: TestApi;
   before(async () => {
     api = await startTestApi();

@@ -22,7 +22,7 @@ function newProduct(id = uniqueId("rpc")) {
   });
 }
 
-describe("ProductService over RPC", () => {
+describe("ProductService over RPC @integration", () => {
   let api: TestApi;
   before(async () => {
     api = await startTestApi();

@@ -1,17 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { createLogger } from "../../lib/logger.js";
+import { runScopedDatabasePrefix, testDatabaseUrl } from "../../test/support/env.js";
 import { createApi, type RunningApi } from "../src/api.js";
 import { type ApiConfig, loadApiConfig } from "../src/config.js";
 import { type DisposableDatabase, disposableDatabase } from "../src/db/disposable-database.js";
 
-/** The PostgreSQL server tests create their databases on (the machine's, or CI's). */
-export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-
 export type TestDatabase = DisposableDatabase;
 
-/** A new, empty database with a random name; drop() removes it. */
+/**
+ * A new, empty database on the test server (TEST_DATABASE_URL), named with this run's marker so
+ * that the root hook can drop it if a test does not; drop() removes it.
+ */
 export async function createTestDatabase(prefix = "products_test"): Promise<TestDatabase> {
-  return disposableDatabase(TEST_POSTGRES_URL, prefix);
+  return disposableDatabase(testDatabaseUrl(), runScopedDatabasePrefix(prefix));
 }
 
 export interface TestApi extends RunningApi {
@@ -36,13 +37,23 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     OUTBOX_RELAY: "false",
     ...env,
   });
-  const api = await createApi(config, createLogger("api", config.logLevel)).start();
+  let api: RunningApi;
+  try {
+    api = await createApi(config, createLogger("api", config.logLevel)).start();
+  } catch (error) {
+    // The API may have created its database before failing (e.g. a migration).
+    await database.drop().catch(() => {});
+    throw error;
+  }
   return {
     ...api,
     database,
     async close() {
-      await api.stop();
-      await database.drop();
+      try {
+        await api.stop();
+      } finally {
+        await database.drop();
+      }
     },
   };
 }

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
 import { startTestApi, type TestApi, uniqueId } from "../../api/test/test-api.js";
+import { settleAll } from "../../test/support/settle.js";
 import {
   createTestProducer,
   createTestTopics,
@@ -24,9 +25,13 @@ describe("scheduler against an API with a token and a small body limit @integrat
 
   before(async () => {
     kafka = testKafka();
-    [api, topics] = await Promise.all([
-      startTestApi({ API_TOKEN: TOKEN, MAX_BODY_BYTES: "4096" }),
-      createTestTopics(kafka),
+    await settleAll([
+      startTestApi({ API_TOKEN: TOKEN, MAX_BODY_BYTES: "4096" }).then((started) => {
+        api = started;
+      }),
+      createTestTopics(kafka).then((created) => {
+        topics = created;
+      }),
     ]);
     producer = await createTestProducer(kafka);
   });

@@ -2,6 +2,7 @@ import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
 import type { RunningApi } from "../../api/src/api.js";
 import { createTestDatabase, type TestDatabase, uniqueId } from "../../api/test/test-api.js";
+import { settleAll } from "../../test/support/settle.js";
 import {
   createTestProducer,
   createTestTopics,
@@ -48,13 +49,20 @@ describe("scheduler while the API is down @integration", () => {
 
   before(async () => {
     kafka = testKafka();
-    [database, topics] = await Promise.all([createTestDatabase(), createTestTopics(kafka)]);
-    [api, events, producer] = await Promise.all([
-      startApiOn(database.url, 0, topics.persisted),
-      watchEvents(kafka, topics.persisted),
-      createTestProducer(kafka),
+    database = await createTestDatabase();
+    topics = await createTestTopics(kafka);
+    await settleAll([
+      startApiOn(database.url, 0, topics.persisted).then((started) => {
+        api = started;
+        port = started.port;
+      }),
+      watchEvents(kafka, topics.persisted).then((watcher) => {
+        events = watcher;
+      }),
+      createTestProducer(kafka).then((connected) => {
+        producer = connected;
+      }),
     ]);
-    port = api.port;
   });
 
   after(async () => {

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { fromBinary } from "@bufbuild/protobuf";
 import {
@@ -16,23 +15,25 @@ import { createApi, type RunningApi } from "../../api/src/api.js";
 import { loadApiConfig } from "../../api/src/config.js";
 import { createKafka, ensureTopics } from "../../lib/kafka.js";
 import { createLogger, type Logger } from "../../lib/logger.js";
+import { runScopedSuffix, testBrokers } from "../../test/support/env.js";
 import { loadSchedulerConfig } from "../src/config.js";
 import { createScheduler, type Scheduler } from "../src/scheduler.js";
 
-const LOG_LEVEL = process.env.TEST_LOG_LEVEL ?? "silent";
-export const TEST_BROKERS = process.env.KAFKA_BROKER_URL ?? "127.0.0.1:9092";
+/** Read when used, like every test setting (see test/support/env.ts). */
+const logLevel = () => process.env.TEST_LOG_LEVEL ?? "silent";
 
 export function testLogger(service: string): Logger {
-  return createLogger(service, LOG_LEVEL as Parameters<typeof createLogger>[1]);
+  return createLogger(service, logLevel() as Parameters<typeof createLogger>[1]);
 }
 
+/** A unique part for topic and group names, carrying this run's marker (see test/support/env.ts). */
 export function randomSuffix(): string {
-  return randomBytes(6).toString("hex");
+  return runScopedSuffix();
 }
 
 /** A kafkajs client for the test broker, logging like the services do (silent unless TEST_LOG_LEVEL). */
 export function testKafka(): Kafka {
-  const config = loadSchedulerConfig({ KAFKA_BROKER_URL: TEST_BROKERS, KAFKA_CLIENT_ID: "scheduler-tests" });
+  const config = loadSchedulerConfig({ KAFKA_BROKER_URL: testBrokers(), KAFKA_CLIENT_ID: "scheduler-tests" });
   return createKafka(config.kafka, testLogger("kafka-test"));
 }
 
@@ -113,7 +114,7 @@ export async function startTestScheduler(options: {
 }): Promise<TestScheduler> {
   const groupId = options.groupId ?? `test-scheduler-${randomSuffix()}`;
   const config = loadSchedulerConfig({
-    KAFKA_BROKER_URL: TEST_BROKERS,
+    KAFKA_BROKER_URL: testBrokers(),
     TOPIC_NAME: options.topics.input,
     TRANSFORMED_TOPIC: options.topics.persisted,
     ERROR_TOPIC_NAME: options.topics.errors,
@@ -122,7 +123,7 @@ export async function startTestScheduler(options: {
     API_URL: options.apiUrl,
     API_TIMEOUT_MS: "5000",
     METRICS_PORT: "0",
-    LOG_LEVEL,
+    LOG_LEVEL: logLevel(),
     ...options.env,
   });
   const scheduler = createScheduler(config, testLogger("scheduler"));
@@ -229,7 +230,7 @@ export async function readAll(kafka: Kafka, topic: string, timeoutMs = 15_000): 
  * test broker (the API's defaults would publish to the shared produtos-persistidos).
  */
 export function relayEnv(persistedTopic: string): Record<string, string> {
-  return { OUTBOX_RELAY: "true", KAFKA_BROKER_URL: TEST_BROKERS, TRANSFORMED_TOPIC: persistedTopic };
+  return { OUTBOX_RELAY: "true", KAFKA_BROKER_URL: testBrokers(), TRANSFORMED_TOPIC: persistedTopic };
 }
 
 /**
@@ -242,7 +243,7 @@ export async function startApiOn(databaseUrl: string, port: number, persistedTop
     PORT: String(port),
     HOST: "127.0.0.1",
     DATABASE_URL: databaseUrl,
-    LOG_LEVEL,
+    LOG_LEVEL: logLevel(),
     SHUTDOWN_TIMEOUT_MS: "2000",
     ...relayEnv(persistedTopic),
   });

@@ -1,10 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { expect } from "chai";
+import type { Kafka } from "kafkajs";
 import { pino } from "pino";
 import { createEnvReader } from "../../lib/env.js";
 import { createKafka, ensureTopics, readKafkaConfig } from "../../lib/kafka.js";
-import { TEST_BROKERS } from "./helpers.js";
+import { testBrokers } from "../../test/support/env.js";
+import { randomSuffix, withAdmin } from "./helpers.js";
 
 // lib/kafka.ts against the real broker; its configuration is unit-tested in lib/kafka.test.ts.
 describe("lib/kafka: ensureTopics and logging on the real broker @integration", () => {
@@ -18,17 +19,24 @@ describe("lib/kafka: ensureTopics and logging on the real broker @integration", 
       },
     }),
   );
-  const kafka = createKafka(
-    readKafkaConfig(createEnvReader({ KAFKA_BROKER_URL: TEST_BROKERS }), { clientId: "kafka-test" }),
-    logger,
-  );
-  const topics = [`test-ensure-a-${randomBytes(6).toString("hex")}`, `test-ensure-b-${randomBytes(6).toString("hex")}`];
+  let kafka: Kafka;
+  let topics: string[];
+
+  before(() => {
+    kafka = createKafka(
+      readKafkaConfig(createEnvReader({ KAFKA_BROKER_URL: testBrokers() }), { clientId: "kafka-test" }),
+      logger,
+    );
+    topics = [`test-ensure-a-${randomSuffix()}`, `test-ensure-b-${randomSuffix()}`];
+  });
 
   after(async () => {
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics }).catch(() => {});
-    await admin.disconnect();
+    // Only those that exist: the test may have failed before creating them.
+    await withAdmin(kafka, async (admin) => {
+      const existing = new Set(await admin.listTopics());
+      const created = topics.filter((topic) => existing.has(topic));
+      if (created.length > 0) await admin.deleteTopics({ topics: created });
+    });
   });
 
   it("when several processes ensure the same topics at once, then each topic exists once with its partitions", async () => {
@@ -38,14 +46,8 @@ describe("lib/kafka: ensureTopics and logging on the real broker @integration", 
     const again = await ensureTopics(kafka, topics, 2);
     expect(again).to.deep.equal([]);
 
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const metadata = await admin.fetchTopicMetadata({ topics });
-      expect(metadata.topics.map((t) => t.partitions.length)).to.deep.equal([2, 2]);
-    } finally {
-      await admin.disconnect();
-    }
+    const metadata = await withAdmin(kafka, (admin) => admin.fetchTopicMetadata({ topics }));
+    expect(metadata.topics.map((t) => t.partitions.length)).to.deep.equal([2, 2]);
   });
 
   it("when kafkajs logs, then the line goes through our logger with its namespace, level and fields", () => {

@@ -4,6 +4,7 @@ import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
 import { ProductRegistrationSchema } from "#gen/products/v1/events_pb.js";
 import { startTestApi, type TestApi, uniqueId } from "../../api/test/test-api.js";
+import { settleAll } from "../../test/support/settle.js";
 import { parseDeadLetterHeaders } from "../src/dead-letter.js";
 import {
   createTestProducer,
@@ -104,10 +105,16 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
   before(async () => {
     kafka = testKafka();
     topics = await createTestTopics(kafka);
-    [api, events, producer] = await Promise.all([
-      startTestApi(relayEnv(topics.persisted)),
-      watchEvents(kafka, topics.persisted),
-      createTestProducer(kafka),
+    await settleAll([
+      startTestApi(relayEnv(topics.persisted)).then((started) => {
+        api = started;
+      }),
+      watchEvents(kafka, topics.persisted).then((watcher) => {
+        events = watcher;
+      }),
+      createTestProducer(kafka).then((connected) => {
+        producer = connected;
+      }),
     ]);
     // Small API batches, so a handful of records already spans several chunks.
     scheduler = await startTestScheduler({ topics, apiUrl: api.url, env: { API_BATCH_SIZE: "3" } });

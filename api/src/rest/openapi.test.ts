@@ -60,7 +60,7 @@ async function getJson(url: string) {
   return { response, body: (await response.json()) as Record<string, unknown> };
 }
 
-describe("OpenAPI document and docs", () => {
+describe("OpenAPI document and docs @integration", () => {
   let api: TestApi;
   let document: OpenApiDocument;
   let checker: ReturnType<typeof createDocumentChecker>;
