@@ -35,6 +35,11 @@ export function embeddedPostgresDir(dataDir: string, port: number): string {
   return join(dataDir, port === DEFAULT_EMBEDDED_POSTGRES_PORT ? "postgres" : `postgres-${port}`);
 }
 
+/** The URL of the embedded server's database (its password is fixed: it listens on localhost only). */
+export function embeddedPostgresUrl(port: number): string {
+  return `postgres://postgres:postgres@127.0.0.1:${port}/products`;
+}
+
 /**
  * Starts the PostgreSQL that ships in the embedded-postgres package, with its data under dataDir,
  * so that the API runs on a machine without a database server. Used only when DATABASE_URL is unset.
@@ -49,7 +54,7 @@ export async function startEmbeddedPostgres(
 ): Promise<EmbeddedDatabase> {
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
   const databaseDir = embeddedPostgresDir(dataDir, port);
-  const url = `postgres://postgres:postgres@127.0.0.1:${port}/products`;
+  const url = embeddedPostgresUrl(port);
   const where = `port ${port}, data in ${databaseDir}`;
   await mkdir(dataDir, { recursive: true });
 
