@@ -138,6 +138,14 @@ async function getProduct(port: number, id: string): Promise<{ status: number; b
   return { status: response.status, body: await response.json() };
 }
 
+/** Whether a complete line of stdout so far is the JSON record with this message. */
+function hasRecord(stdout: string, msg: string): boolean {
+  return stdout
+    .slice(0, stdout.lastIndexOf("\n") + 1)
+    .split("\n")
+    .some((line) => line.includes(`"msg":${JSON.stringify(msg)}`));
+}
+
 /** JSON records of the orchestrator's stdout (json format: every line is one). */
 function jsonRecords(stdout: string): Record<string, any>[] {
   return stdout
@@ -154,7 +162,8 @@ describe("npm start @integration", function () {
     persisted: `test-start-out-${suffix}`,
     errors: `test-start-err-${suffix}`,
   };
-  const group = `test-start-${suffix}`;
+  // A group per run: a run whose scheduler is killed leaves a member behind until its session ends.
+  const groups: string[] = [];
   const runs: Orchestrator[] = [];
   let kafka: Kafka;
   let dataDir: string;
@@ -172,18 +181,22 @@ describe("npm start @integration", function () {
       loadSchedulerConfig({ KAFKA_BROKER_URL: brokers, KAFKA_CLIENT_ID: "start-test" }).kafka,
       createLogger("start-test", "silent"),
     );
-    env = () => ({
-      KAFKA_BROKER_URL: brokers,
-      PORT: String(ports.api),
-      METRICS_PORT: String(ports.metrics),
-      EMBEDDED_POSTGRES_PORT: String(ports.postgres),
-      DATA_DIR: dataDir,
-      TOPIC_NAME: topics.input,
-      TRANSFORMED_TOPIC: topics.persisted,
-      ERROR_TOPIC_NAME: topics.errors,
-      KAFKA_GROUP_ID: group,
-      OUTBOX_POLL_INTERVAL_MS: "200",
-    });
+    env = () => {
+      const group = `test-start-${suffix}-${groups.length + 1}`;
+      groups.push(group);
+      return {
+        KAFKA_BROKER_URL: brokers,
+        PORT: String(ports.api),
+        METRICS_PORT: String(ports.metrics),
+        EMBEDDED_POSTGRES_PORT: String(ports.postgres),
+        DATA_DIR: dataDir,
+        TOPIC_NAME: topics.input,
+        TRANSFORMED_TOPIC: topics.persisted,
+        ERROR_TOPIC_NAME: topics.errors,
+        KAFKA_GROUP_ID: group,
+        OUTBOX_POLL_INTERVAL_MS: "200",
+      };
+    };
   });
 
   after(async () => {
@@ -208,7 +221,7 @@ describe("npm start @integration", function () {
       const existing = new Set(await admin.listTopics());
       const ours = Object.values(topics).filter((topic) => existing.has(topic));
       if (ours.length > 0) await admin.deleteTopics({ topics: ours });
-      await admin.deleteGroups([group]).catch(() => {});
+      await admin.deleteGroups(groups).catch(() => {});
     } finally {
       await admin.disconnect();
     }
@@ -319,7 +332,7 @@ describe("npm start @integration", function () {
     // Not a terminal and no LOG_FORMAT: JSON, the parts' lines passed through unchanged.
     const run = new Orchestrator(env());
     runs.push(run);
-    await run.until((out) => jsonRecords(out).some((record) => record.msg === "ready"), "the ready record", 90_000);
+    await run.until((out) => hasRecord(out, "ready"), "the ready record", 90_000);
     const records = jsonRecords(run.stdout);
     const ready = records.find((record) => record.msg === "ready");
     expect(ready).to.include({
@@ -349,6 +362,26 @@ describe("npm start @integration", function () {
     expect(at("api: stopped (")).to.be.above(failed);
     expect(at("postgres: stopped (")).to.be.above(at("api: stopped ("));
     await expectNothingLeft([...parts.keys()]);
+  });
+
+  it("when npm start itself is killed, the parts it started stop by themselves", async () => {
+    const run = new Orchestrator(env());
+    runs.push(run);
+    await run.until((out) => hasRecord(out, "ready"), "the ready record", 90_000);
+    const parts = await descendants(run.pid);
+    expect(parts.size, [...parts.values()].join("\n")).to.be.at.least(4);
+    run.child.kill("SIGKILL");
+    await run.exit(10_000);
+    // Each part sees its stdin end and stops (start/exit-with-parent.ts, start/postgres.ts).
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const left: number[] = [];
+      for (const pid of parts.keys()) if (!(await isGone(pid))) left.push(pid);
+      if (left.length === 0) break;
+      if (Date.now() > deadline) expect.fail(`still running: ${left.map((pid) => parts.get(pid)).join("\n")}`);
+      await delay(200);
+    }
+    await expectNothingLeft(parts.keys());
   });
 
   it("when no broker answers and Java is missing, it fails at once saying to install Java, and starts nothing else", async () => {

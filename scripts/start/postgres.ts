@@ -8,6 +8,7 @@ import { loadApiConfig } from "../../api/src/config.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../api/src/db/embedded-postgres.js";
 import { createLogger } from "../../lib/logger.js";
 import { runMain } from "../../lib/run-main.js";
+import { dropOutputWhenReaderIsGone } from "./orphan-output.js";
 
 const WATCH_INTERVAL_MS = 500;
 
@@ -19,6 +20,8 @@ function isAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
+
+dropOutputWhenReaderIsGone();
 
 runMain("postgres", async () => {
   const config = loadApiConfig();
