@@ -1,7 +1,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -382,6 +382,27 @@ describe("npm start @integration", function () {
       await delay(200);
     }
     await expectNothingLeft(parts.keys());
+  });
+
+  it("when PostgreSQL cannot start, it stops and exits 1 naming postgres, with PostgreSQL's own reason", async () => {
+    const brokenDir = await mkdtemp(path.join(os.tmpdir(), "npm-start-broken-"));
+    try {
+      await chmod(brokenDir, 0o755);
+      // Looks initialised, has no configuration: postgres exits at once.
+      const databaseDir = path.join(brokenDir, `postgres-${ports.postgres}`);
+      await mkdir(databaseDir);
+      await writeFile(path.join(databaseDir, "PG_VERSION"), "18\n");
+      const run = new Orchestrator({ ...env(), DATA_DIR: brokenDir, LOG_FORMAT: "pretty" });
+      runs.push(run);
+      expect(await run.exit(60_000), run.output()).to.equal(1);
+      expect(run.stderr).to.match(/^start: postgres exited with code 1\npostgres's last lines:\n/m);
+      expect(run.stderr).to.include("the embedded PostgreSQL did not start");
+      expect(run.stderr).to.include("could not access the server configuration file");
+      expect(run.stdout).not.to.include("api: starting");
+      expect(await isListening(ports.postgres)).to.equal(false);
+    } finally {
+      await rm(brokenDir, { recursive: true, force: true });
+    }
   });
 
   it("when no broker answers and Java is missing, it fails at once saying to install Java, and starts nothing else", async () => {
