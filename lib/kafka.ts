@@ -126,9 +126,13 @@ function readSsl(read: EnvReader): KafkaConfig["ssl"] {
   }
 }
 
-/** A kafkajs client whose log lines go through our logger, as JSON, with the service's fields. */
-export function createKafka(config: KafkaConfig, logger: Logger): KafkaClient {
+/**
+ * A kafkajs client whose log lines go through our logger, as JSON, with the service's fields.
+ * `retry` replaces kafkajs's (e.g. none, for a quick "is a broker there?" probe).
+ */
+export function createKafka(config: KafkaConfig, logger: Logger, retry?: KafkaJsConfig["retry"]): KafkaClient {
   const options: KafkaJsConfig = {
+    ...(retry === undefined ? {} : { retry }),
     clientId: config.clientId,
     brokers: config.brokers,
     connectionTimeout: config.connectionTimeoutMs,

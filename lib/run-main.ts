@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { ConfigError } from "./env.js";
 import type { Logger } from "./logger.js";
 
@@ -10,12 +11,34 @@ export function runMain(name: string, main: () => Promise<void>): void {
     if (error instanceof ConfigError) {
       process.stderr.write(`${name}: ${error.message}\n`);
     } else {
-      process.stderr.write(
-        `${name}: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-      );
+      process.stderr.write(`${name}: failed to start: ${describeError(error)}\n`);
     }
     process.exit(1);
   });
+}
+
+/**
+ * Whatever was thrown, as text for a person: an Error's stack and its causes, the errors of an
+ * AggregateError, and a readable form of anything else (a bare `undefined` rejection included).
+ */
+export function describeError(error: unknown, depth = 0): string {
+  if (depth > 5) return "…";
+  if (!(error instanceof Error)) {
+    if (error === undefined || error === null) return `no error given (rejected with ${String(error)})`;
+    return typeof error === "string" ? error : inspect(error, { depth: 3, breakLength: Number.POSITIVE_INFINITY });
+  }
+  let text = error.stack ?? `${error.name}: ${error.message}`;
+  // Some errors (e.g. a refused connection of pg) have an empty message: their fields say what happened.
+  if (error.message === "" && Object.keys(error).length > 0) {
+    const fields = inspect({ ...error }, { depth: 2, breakLength: Number.POSITIVE_INFINITY });
+    const newline = text.indexOf("\n");
+    text = newline < 0 ? `${text} ${fields}` : `${text.slice(0, newline)} ${fields}${text.slice(newline)}`;
+  }
+  if (error instanceof AggregateError) {
+    for (const inner of error.errors) text += `\n  - ${describeError(inner, depth + 1).replaceAll("\n", "\n    ")}`;
+  }
+  if (error.cause !== undefined) text += `\ncaused by: ${describeError(error.cause, depth + 1)}`;
+  return text;
 }
 
 /**

@@ -4,6 +4,7 @@
  *   npm run consume                                        # new events on TRANSFORMED_TOPIC
  *   npm run consume -- --from-beginning --max 10           # the first ten, then exit
  *   npm run consume -- --topic erro-produtos --from-beginning --timeout-ms 5000
+ *   npm run consume -- --from-beginning --until-end           # the whole topic as it is now, then exit
  *
  * One line per record: topic, partition, offset, timestamp (ISO 8601), key, headers and value.
  * Headers are UTF-8 text, except Spring's binary dead-letter headers (original partition, offset,
@@ -12,7 +13,8 @@
  * else as {"base64": …}. `valueType` says which.
  *
  * A throwaway consumer group that commits nothing is used unless --group is given (then offsets
- * are committed as usual). Stops after --max records, after --timeout-ms without a record, or on
+ * are committed as usual). Stops after --max records, after --timeout-ms without a record, with
+ * --until-end (-e, like kcat -e) once every partition is read up to its end as of the start, or on
  * Ctrl-C. Kafka settings come from the environment as the services read them (lib/kafka.ts).
  * Exit codes: 0 done, 1 Kafka failed, 2 bad flags or configuration.
  */
@@ -28,9 +30,10 @@ import { createKafka, type KafkaConfig, readKafkaConfig } from "../lib/kafka.js"
 import { DLT_HEADERS } from "../scheduler/src/dead-letter.js";
 
 const USAGE =
-  "usage: npm run consume -- [--topic T] [--from-beginning] [--max N] [--timeout-ms MS] [--group G]\n" +
+  "usage: npm run consume -- [--topic T] [--from-beginning] [--until-end] [--max N] [--timeout-ms MS] [--group G]\n" +
   "  --topic           default TRANSFORMED_TOPIC (produtos-persistidos)\n" +
   "  --from-beginning  start at the earliest offset (a new group otherwise starts at the end)\n" +
+  "  -e, --until-end   exit once every partition is read up to its end offset as of the start\n" +
   "  --max N           exit after N records\n" +
   "  --timeout-ms MS   exit after MS milliseconds without a record (counted from joining the group)\n" +
   "  --group G         consume as group G and commit offsets; default: a throwaway group, no commits";
@@ -51,6 +54,7 @@ class UsageError extends Error {
 interface ConsumeOptions {
   topic: string | undefined;
   fromBeginning: boolean;
+  untilEnd: boolean;
   max: number | undefined;
   timeoutMs: number | undefined;
   group: string | undefined;
@@ -61,6 +65,7 @@ function readOptions(args: string[]): ConsumeOptions {
   let values: {
     topic?: string;
     "from-beginning"?: boolean;
+    "until-end"?: boolean;
     max?: string;
     "timeout-ms"?: string;
     group?: string;
@@ -72,6 +77,7 @@ function readOptions(args: string[]): ConsumeOptions {
       options: {
         topic: { type: "string" },
         "from-beginning": { type: "boolean" },
+        "until-end": { type: "boolean", short: "e" },
         max: { type: "string" },
         "timeout-ms": { type: "string" },
         group: { type: "string" },
@@ -95,6 +101,7 @@ function readOptions(args: string[]): ConsumeOptions {
   return {
     topic: values.topic,
     fromBeginning: values["from-beginning"] === true,
+    untilEnd: values["until-end"] === true,
     max: positive("max", values.max),
     timeoutMs: positive("timeout-ms", values["timeout-ms"]),
     group: values.group,
@@ -226,6 +233,44 @@ function decodeValue(
   return { valueType: "text", value: text };
 }
 
+interface PartitionEnd {
+  /** The end offset (high watermark) as of the start: the first offset not to read. */
+  end: bigint;
+  /** The next offset to read. */
+  next: bigint;
+}
+
+/**
+ * Where each partition starts and ends for --until-end: it starts at the group's committed offset,
+ * else at the earliest (--from-beginning) or latest offset, as the consumer will.
+ */
+async function partitionEnds(
+  admin: ReturnType<ReturnType<typeof createKafka>["admin"]>,
+  topic: string,
+  options: ConsumeOptions,
+): Promise<Map<number, PartitionEnd>> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  const committed = new Map<number, bigint>();
+  if (options.group !== undefined) {
+    const [forTopic] = await admin.fetchOffsets({ groupId: options.group, topics: [topic] });
+    for (const { partition, offset } of forTopic?.partitions ?? []) {
+      if (BigInt(offset) >= 0n) committed.set(partition, BigInt(offset));
+    }
+  }
+  return new Map(
+    offsets.map(({ partition, low, high }) => {
+      const end = BigInt(high);
+      const fallback = options.fromBeginning ? BigInt(low) : end;
+      const start = committed.get(partition) ?? fallback;
+      return [partition, { end, next: start > BigInt(low) ? start : BigInt(low) }];
+    }),
+  );
+}
+
+function allRead(ends: Map<number, PartitionEnd>): boolean {
+  return [...ends.values()].every(({ end, next }) => next >= end);
+}
+
 /**
  * Resolves when stdout can take more, so a slow reader (a pipe, a terminal) slows the consumer, or
  * when the tool stops (a reader that went away never drains).
@@ -258,10 +303,16 @@ async function main(args: string[]): Promise<number> {
 
   const admin = kafka.admin();
   await admin.connect();
+  let ends: Map<number, PartitionEnd> | undefined;
   try {
     if (!(await admin.listTopics()).includes(topic)) throw new Error(`topic ${JSON.stringify(topic)} does not exist`);
+    if (options.untilEnd) ends = await partitionEnds(admin, topic, options);
   } finally {
     await admin.disconnect();
+  }
+  if (ends !== undefined && allRead(ends)) {
+    process.stderr.write(`consume: 0 records from ${topic}; stopped: nothing to read before the end\n`);
+    return 0;
   }
 
   const commits = options.group !== undefined;
@@ -284,6 +335,16 @@ async function main(args: string[]): Promise<number> {
     silence = setTimeout(() => finish(`${options.timeoutMs} ms without a record`), options.timeoutMs);
   };
   consumer.on(consumer.events.GROUP_JOIN, armSilenceTimer);
+  const advance = (partition: number, next: bigint) => {
+    const end = ends?.get(partition);
+    if (ends === undefined || end === undefined) return;
+    if (next > end.next) end.next = next;
+    if (allRead(ends)) finish("reached the end");
+  };
+  // Batches of only control records (transactions) never reach eachBatch; kafkajs still reports them.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    if (payload.batchSize === 0) advance(payload.partition, BigInt(payload.lastOffset) + 1n);
+  });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (!payload.restart) finish(`consumer failed: ${payload.error.message}`);
   });
@@ -308,15 +369,21 @@ async function main(args: string[]): Promise<number> {
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
         const lines: string[] = [];
+        // With --until-end, records written after the start are left for another run.
+        const end = ends?.get(batch.partition)?.end;
+        let next: bigint | undefined;
         for (const message of batch.messages) {
           if (!isRunning() || isStale() || (options.max !== undefined && printed >= options.max)) break;
+          if (end !== undefined && BigInt(message.offset) >= end) break;
           lines.push(JSON.stringify(describeRecord(batch.topic, batch.partition, message, config.kafka.topics.input)));
           printed++;
           resolveOffset(message.offset);
+          next = BigInt(message.offset) + 1n;
         }
         if (lines.length > 0) armSilenceTimer();
         await writeLines(lines, finished);
         if (options.max !== undefined && printed >= options.max) finish(`--max ${options.max} reached`);
+        else if (next !== undefined) advance(batch.partition, next);
       },
     });
     const reason = await finished;

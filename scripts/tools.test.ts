@@ -172,6 +172,59 @@ describe("npm run produce / npm run consume @integration", () => {
     }
   });
 
+  describe("consume --until-end", () => {
+    it("when the topic is empty, then it exits 0 at once without joining a group", async () => {
+      const topic = await freshTopic();
+      const started = Date.now();
+      const result = await run("consume", ["--topic", topic, "--from-beginning", "--until-end"]);
+      expect(records(result)).to.have.length(0);
+      expect(result.stderr).to.match(/0 records from .*; stopped: nothing to read before the end/);
+      // No group join (which takes seconds): only a metadata and an offsets request.
+      expect(Date.now() - started).to.be.below(10_000);
+    });
+
+    it("when -e is given with --from-beginning, then every record on every partition is printed once and it exits 0", async () => {
+      const topic = await freshTopic();
+      expect((await run("produce", ["--count", "30"], { TOPIC_NAME: topic })).code).to.equal(0);
+      const result = await run("consume", ["--topic", topic, "--from-beginning", "-e"]);
+      const lines = records(result);
+      expect(lines).to.have.length(30);
+      expect(new Set(lines.map((line) => `${line.partition}:${line.offset}`)).size).to.equal(30);
+      expect(new Set(lines.map((line) => line.partition)))
+        .to.have.property("size")
+        .above(1);
+      expect(result.stderr).to.match(/30 records from .*; stopped: reached the end/);
+    });
+
+    it("when it starts at the latest offset (no --from-beginning), then there is nothing to read and it exits 0", async () => {
+      const topic = await freshTopic();
+      expect((await run("produce", ["--count", "3"], { TOPIC_NAME: topic })).code).to.equal(0);
+      const result = await run("consume", ["--topic", topic, "--until-end"]);
+      expect(records(result)).to.have.length(0);
+      expect(result.stderr).to.match(/stopped: nothing to read before the end/);
+    });
+
+    it("when a group has committed part of the topic, then -e prints only the rest", async () => {
+      const topic = await freshTopic();
+      const group = `test-consume-${randomSuffix()}`;
+      // One key, one partition: the first five records are the first five offsets.
+      const dir = await mkdtemp(path.join(os.tmpdir(), "produce-"));
+      try {
+        const file = path.join(dir, "same-key.json");
+        await writeFile(file, JSON.stringify(Array.from({ length: 12 }, () => JSON.parse(SEED_MESSAGE_JSON))));
+        expect((await run("produce", ["--file", file], { TOPIC_NAME: topic })).code).to.equal(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      const first = records(
+        await run("consume", ["--topic", topic, "--from-beginning", "--group", group, "--max", "5"]),
+      );
+      expect(first.map((line) => line.offset)).to.deep.equal([0, 1, 2, 3, 4]);
+      const rest = records(await run("consume", ["--topic", topic, "--group", group, "-e"]));
+      expect(rest.map((line) => line.offset)).to.deep.equal([5, 6, 7, 8, 9, 10, 11]);
+    });
+  });
+
   describe("with the pipeline running (scheduler → API → outbox relay)", () => {
     let topics: TestTopics;
     let api: TestApi;

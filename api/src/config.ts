@@ -1,6 +1,7 @@
-import { createEnvReader, type Env, LOG_LEVELS, type LogLevel } from "../../lib/env.js";
+import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../../lib/env.js";
 import { type KafkaConfig, readKafkaConfig } from "../../lib/kafka.js";
 import { normaliseDatabaseUrl } from "./db/database.js";
+import { DEFAULT_EMBEDDED_POSTGRES_PORT } from "./db/embedded-postgres.js";
 
 export interface ApiConfig {
   port: number;
@@ -18,6 +19,7 @@ export interface ApiConfig {
   /** When set, writes need "Authorization: Bearer <token>". */
   apiToken: string | undefined;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   /** Largest request body, REST and RPC alike. */
   maxBodyBytes: number;
   /** Longest time to receive a request's headers / whole request. */
@@ -50,7 +52,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     host: read.string("HOST", "0.0.0.0"),
     databaseUrl: databaseUrl === undefined ? undefined : normaliseDatabaseUrl(databaseUrl),
     dataDir: read.string("DATA_DIR", ".data"),
-    embeddedPostgresPort: read.int("EMBEDDED_POSTGRES_PORT", 54329, 1, 65535),
+    embeddedPostgresPort: read.int("EMBEDDED_POSTGRES_PORT", DEFAULT_EMBEDDED_POSTGRES_PORT, 1, 65535),
     dbPoolMax: read.int("DB_POOL_MAX", 20, 1, 1000),
     dbConnectTimeoutMs: read.int("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
     dbStatementTimeoutMs: read.int("DB_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000),
@@ -58,6 +60,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     dbWriteConcurrency: read.int("DB_WRITE_CONCURRENCY", 8, 1, 1000),
     apiToken: read.optional("API_TOKEN"),
     logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    logFormat: read.oneOf("LOG_FORMAT", "auto", LOG_FORMATS),
     maxBodyBytes: read.int("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     headersTimeoutMs: read.int("HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
     requestTimeoutMs: read.int("REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),

@@ -29,9 +29,16 @@ export class ApiError extends Error {
   }
 }
 
-export function invalidArgument(violations: readonly FieldViolation[]): ApiError {
+/**
+ * `subject` names what was invalid: "product" for a product's fields (and a product body), "request"
+ * for everything else a call carries (page_size, page_token, id, the batch itself).
+ */
+export function invalidArgument(
+  violations: readonly FieldViolation[],
+  subject: "product" | "request" = "product",
+): ApiError {
   const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
-  return new ApiError("invalid_argument", `invalid product: ${summary}`, violations);
+  return new ApiError("invalid_argument", `invalid ${subject}: ${summary}`, violations);
 }
 
 /** Turns anything thrown into an ApiError; unknown errors become a bare "internal". */

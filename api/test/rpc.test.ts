@@ -82,10 +82,23 @@ describe("ProductService over RPC @integration", () => {
           (e: unknown) => ConnectError.from(e),
         );
         expect(error.code).to.equal(Code.InvalidArgument);
+        expect(error.rawMessage).to.match(/^invalid product: pricing\.amount: .*; pricing\.currency: /);
         const [details] = error.findDetails(BadRequestSchema);
         expect(details?.fieldViolations.map((v) => v.field)).to.deep.equal(["pricing.amount", "pricing.currency"]);
         const stored = await client.getProduct({ id: product.id }).catch((e: unknown) => ConnectError.from(e));
         expect(stored).to.be.instanceOf(ConnectError).with.property("code", Code.NotFound);
+      });
+
+      it("answers a forged page token with invalid_argument about the request, naming page_token", async () => {
+        const client = createClient(ProductService, transport());
+        const error = await client.listProducts({ pageToken: "bm90LWEtdG9rZW4" }).then(
+          () => expect.fail("accepted a forged page token"),
+          (e: unknown) => ConnectError.from(e),
+        );
+        expect(error.code).to.equal(Code.InvalidArgument);
+        expect(error.rawMessage).to.equal("invalid request: page_token: is not a token returned by a previous page");
+        const [details] = error.findDetails(BadRequestSchema);
+        expect(details?.fieldViolations.map((v) => v.field)).to.deep.equal(["page_token"]);
       });
     });
   }

@@ -1,4 +1,4 @@
-import { createEnvReader, type Env, LOG_LEVELS, type LogLevel } from "../../lib/env.js";
+import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../../lib/env.js";
 import { type KafkaConfig, readKafkaConfig } from "../../lib/kafka.js";
 
 export const API_PROTOCOLS = ["grpc", "connect", "grpcweb"] as const;
@@ -43,6 +43,7 @@ export interface SchedulerConfig {
   /** Time stop() gets to finish the current chunk before the process exits anyway. */
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
@@ -81,6 +82,7 @@ export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
     metricsHost: read.string("METRICS_HOST", "0.0.0.0"),
     shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 30_000, 0, 600_000),
     logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    logFormat: read.oneOf("LOG_FORMAT", "auto", LOG_FORMATS),
   };
   read.done();
   return config;

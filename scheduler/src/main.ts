@@ -6,7 +6,7 @@ import { createScheduler } from "./scheduler.js";
 
 runMain("scheduler", async () => {
   const config = loadSchedulerConfig();
-  const logger = createLogger("scheduler", config.logLevel);
+  const logger = createLogger("scheduler", config.logLevel, config.logFormat);
   const kafka = createKafka(config.kafka, logger);
   const { input, persisted, errors } = config.kafka.topics;
   const created = await ensureTopics(kafka, [input, persisted, errors], config.kafka.partitions, {

@@ -21,9 +21,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
-import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../api/src/db/embedded-postgres.js";
+import {
+  type EmbeddedDatabase,
+  embeddedPostgresDir,
+  startEmbeddedPostgres,
+} from "../../api/src/db/embedded-postgres.js";
 import { createLogger } from "../../lib/logger.js";
 import { isRunScopedDatabase, isRunScopedName, testBrokers, testDatabaseUrl, testRunId } from "./env.js";
+import { freePorts } from "./free-port.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const KAFKA_SCRIPT = path.join(ROOT, "scripts/kafka.sh");
@@ -46,6 +51,7 @@ interface StartedKafka {
 
 interface StartedPostgres {
   dataDir: string;
+  port?: number;
   server?: EmbeddedDatabase;
 }
 
@@ -306,7 +312,8 @@ async function startPostgres(url: string, why: string): Promise<string> {
   say(`PostgreSQL does not answer at ${redact(url)} (${why}); starting the embedded one (data in ${dataDir})`);
   const startedAt = Date.now();
   try {
-    const port = await freePort();
+    const [port] = (await freePorts(1)) as [number];
+    postgres.port = port;
     const logger = createLogger("test-postgres", (process.env.TEST_LOG_LEVEL ?? "silent") as "silent");
     const starting = startEmbeddedPostgres(dataDir, port, logger).then((server) => {
       // Kept even if it comes after the timeout, so that stopPostgres stops it.
@@ -332,14 +339,14 @@ async function stopPostgres(): Promise<void> {
   if (postgres.server) {
     await bounded(postgres.server.stop(), STOP_TIMEOUT_MS / 2, "stopping the embedded PostgreSQL").catch(() => {});
   }
-  killPostmasterSync(postgres.dataDir);
+  if (postgres.port !== undefined) killPostmasterSync(embeddedPostgresDir(postgres.dataDir, postgres.port));
   await rm(postgres.dataDir, { recursive: true, force: true });
   started.postgres = undefined;
 }
 
-/** Stops a server still running on dataDir (its start timed out, or stop() did not finish) by its pid file. */
-function killPostmasterSync(dataDir: string): void {
-  const pidFile = path.join(dataDir, "postgres", "postmaster.pid");
+/** Stops a server still running on databaseDir (its start timed out, or stop() did not finish) by its pid file. */
+function killPostmasterSync(databaseDir: string): void {
+  const pidFile = path.join(databaseDir, "postmaster.pid");
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
   if (!Number.isInteger(pid) || pid <= 0) return;
@@ -405,7 +412,7 @@ function stopStartedSync(): void {
     started.kafka = undefined;
   }
   if (postgres) {
-    killPostmasterSync(postgres.dataDir);
+    if (postgres.port !== undefined) killPostmasterSync(embeddedPostgresDir(postgres.dataDir, postgres.port));
     rmSync(postgres.dataDir, { recursive: true, force: true });
     started.postgres = undefined;
   }
@@ -475,17 +482,6 @@ function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export function redact(url: string): string {

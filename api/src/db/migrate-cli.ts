@@ -7,7 +7,7 @@ import { openDatabase } from "./open-database.js";
 /** `npm run migrate`: applies pending migrations to DATABASE_URL (or the embedded database). */
 runMain("migrate", async () => {
   const config = loadApiConfig();
-  const logger = createLogger("migrate", config.logLevel);
+  const logger = createLogger("migrate", config.logLevel, config.logFormat);
   const database = await openDatabase(config, logger);
   try {
     const applied = await migrateToLatest(database.knex);

@@ -34,7 +34,10 @@ export function createProductService(store: ProductStore, coalescing: WriteCoale
 
     async createMany(inputs) {
       if (inputs.length > MAX_BATCH_SIZE) {
-        throw invalidArgument([{ field: "requests", description: `must hold at most ${MAX_BATCH_SIZE} items` }]);
+        throw invalidArgument(
+          [{ field: "requests", description: `must hold at most ${MAX_BATCH_SIZE} items` }],
+          "request",
+        );
       }
       const checked = inputs.map(validateProduct);
       const valid = checked.flatMap((c) => (c.ok ? [c.product] : []));
@@ -48,7 +51,7 @@ export function createProductService(store: ProductStore, coalescing: WriteCoale
     },
 
     async get(id) {
-      if (id === "") throw invalidArgument([{ field: "id", description: "is required" }]);
+      if (id === "") throw invalidArgument([{ field: "id", description: "is required" }], "request");
       const product = await store.get(id);
       if (!product) throw new ApiError("not_found", `product ${JSON.stringify(id)} not found`);
       return product;
@@ -56,7 +59,10 @@ export function createProductService(store: ProductStore, coalescing: WriteCoale
 
     async list(pageSize, pageToken) {
       if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > MAX_PAGE_SIZE) {
-        throw invalidArgument([{ field: "page_size", description: `must be an integer from 1 to ${MAX_PAGE_SIZE}` }]);
+        throw invalidArgument(
+          [{ field: "page_size", description: `must be an integer from 1 to ${MAX_PAGE_SIZE}` }],
+          "request",
+        );
       }
       const after = pageToken === "" ? undefined : decodePageToken(pageToken);
       const page = await store.list(pageSize || DEFAULT_PAGE_SIZE, after);
@@ -79,5 +85,8 @@ export function decodePageToken(token: string): ListCursor {
   } catch {
     // fall through to the error below
   }
-  throw invalidArgument([{ field: "page_token", description: "is not a token returned by a previous page" }]);
+  throw invalidArgument(
+    [{ field: "page_token", description: "is not a token returned by a previous page" }],
+    "request",
+  );
 }

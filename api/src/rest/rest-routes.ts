@@ -117,7 +117,8 @@ function readRequest(route: RestRoute, req: Request): Message {
     if (parsed.violations.length > 0) violations.push(...mergeViolations(parsed.violations, parsed.product));
     request[field.localName] = parsed.product;
   }
-  if (violations.length > 0) throw invalidArgument(violations);
+  // A body is a product; path and query parameters are the request's own fields.
+  if (violations.length > 0) throw invalidArgument(violations, route.body === "" ? "request" : "product");
   return request;
 }
 
