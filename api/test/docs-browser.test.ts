@@ -13,7 +13,7 @@ import { startTestApi, type TestApi } from "./test-api.js";
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_MISSING =
   `${CHROMIUM} is missing: this test drives Debian's chromium. ` +
-  "Run `bash scripts/ensure-chromium.sh` as root (it runs `apt-get install -y chromium`), " +
+  "Run `bash scripts/ensure-test-tools.sh` as root (it runs `apt-get install -y chromium`), " +
   "or `sudo apt-get update && sudo apt-get install -y chromium`.";
 // Nothing Chromium does on its own (updates, sync, first-run pages) may add requests or slow the start.
 const CHROMIUM_ARGS = [

@@ -70,13 +70,14 @@ describe("embedded PostgreSQL @integration", function () {
   let dataDir: string;
   const servers: EmbeddedDatabase[] = [];
 
-  before(async () => {
+  // A data dir per test: tests on the same port must not see each other's files.
+  beforeEach(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), "embedded-pg-"));
     // As root, PostgreSQL runs as the "postgres" user, which must be able to enter the data dir.
     await chmod(dataDir, 0o755);
   });
-  after(async () => {
-    for (const server of servers.reverse()) await server.stop().catch(() => {});
+  afterEach(async () => {
+    for (const server of servers.splice(0).reverse()) await server.stop().catch(() => {});
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -140,10 +141,13 @@ describe("embedded PostgreSQL @integration", function () {
     await mkdir(dir, { recursive: true });
     // A live pid (this process) and another port, as PostgreSQL writes them.
     await writeFile(path.join(dir, "postmaster.pid"), `${process.pid}\n${dir}\n0\n${other}\n`);
-    const error = await startEmbeddedPostgres(dataDir, port, logger()).then(
-      () => expect.fail("started"),
-      (e: Error) => e,
-    );
+    const error = await startEmbeddedPostgres(dataDir, port, logger())
+      .then(
+        () => expect.fail("started"),
+        (e: Error) => e,
+      )
+      // The fake pid file names this process: a later test on the same port would take it as running.
+      .finally(() => rm(dir, { recursive: true, force: true }));
     expect(error.message).to.equal(
       `${dir} is in use by PostgreSQL pid ${process.pid} on port ${other}, not ${port}; set EMBEDDED_POSTGRES_PORT=${other} to use that server`,
     );
