@@ -67,3 +67,13 @@ export function stopOnSignals(stop: () => Promise<void>, logger: Logger, timeout
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
+
+/** Whether a process with this pid exists (EPERM: it does, owned by another user, e.g. "postgres"). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

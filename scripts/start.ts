@@ -26,7 +26,7 @@ import { ConfigError, type Env } from "../lib/env.js";
 import { createKafka, ensureTopics, type KafkaConfig } from "../lib/kafka.js";
 import { resolveLogFormat, streamHasColors } from "../lib/log-format.js";
 import { createLogger, type Logger } from "../lib/logger.js";
-import { describeError } from "../lib/run-main.js";
+import { describeError, isProcessAlive } from "../lib/run-main.js";
 import { loadSchedulerConfig, type SchedulerConfig } from "../scheduler/src/config.js";
 import { SEED_MESSAGE_JSON } from "./seed-messages.js";
 import { type Exit, KEPT_LINES, type Output, Part, partLogLevel } from "./start/part.js";
@@ -155,15 +155,6 @@ async function kafkaAnswers(config: KafkaConfig): Promise<boolean> {
 async function readPid(file: string): Promise<number | undefined> {
   const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 async function tail(file: string, lines: number): Promise<string[]> {
@@ -297,7 +288,7 @@ async function run(settings: Settings, logger: Logger, output: Output): Promise<
         const stopper = new Part({ ...kafkaScript, args: [KAFKA_SH, "stop"] });
         const killed = forceAll.promise.then(async () => {
           const pid = await readPid(pidFile);
-          if (pid !== undefined && isAlive(pid)) process.kill(pid, "SIGKILL");
+          if (pid !== undefined && isProcessAlive(pid)) process.kill(pid, "SIGKILL");
           stopper.kill();
           return "killed" as const;
         });
@@ -330,7 +321,7 @@ async function run(settings: Settings, logger: Logger, output: Output): Promise<
     const pid = await readPid(pidFile);
     if (pid !== undefined) {
       const watch = setInterval(() => {
-        if (phase === "stopping" || isAlive(pid)) return;
+        if (phase === "stopping" || isProcessAlive(pid)) return;
         clearInterval(watch);
         void tail(path.join(settings.kafkaDataDir, "broker.log"), KEPT_LINES).then((lines) =>
           halt(new PartFailure("kafka", `kafka: the broker (pid ${pid}) exited`, lines)),

@@ -7,19 +7,10 @@
 import { loadApiConfig } from "../../api/src/config.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../api/src/db/embedded-postgres.js";
 import { createLogger } from "../../lib/logger.js";
-import { runMain } from "../../lib/run-main.js";
+import { isProcessAlive, runMain } from "../../lib/run-main.js";
 import { dropOutputWhenReaderIsGone } from "./orphan-output.js";
 
 const WATCH_INTERVAL_MS = 500;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 dropOutputWhenReaderIsGone();
 
@@ -61,7 +52,7 @@ runMain("postgres", async () => {
     return;
   }
   watch = setInterval(() => {
-    if (pid === undefined || isAlive(pid) || stopping !== undefined) return;
+    if (pid === undefined || isProcessAlive(pid) || stopping !== undefined) return;
     clearInterval(watch);
     logger.error(
       { pid, postgres: server?.lastLines().join("\n") || "(no output: not started by this process)" },

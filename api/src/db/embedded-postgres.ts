@@ -5,6 +5,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { ConfigError } from "../../../lib/env.js";
 import type { Logger } from "../../../lib/logger.js";
+import { isProcessAlive } from "../../../lib/run-main.js";
 
 export const DEFAULT_EMBEDDED_POSTGRES_PORT = 54329;
 /** PostgreSQL output lines kept for the message of a failed start. */
@@ -113,7 +114,7 @@ export async function startEmbeddedPostgres(
     lastLines: () => [...lines],
     // A server that died is not waited for (the package would wait for an exit already seen).
     stop: async () => {
-      if (pid === undefined || isAlive(pid)) await server.stop();
+      if (pid === undefined || isProcessAlive(pid)) await server.stop();
     },
   };
 
@@ -152,17 +153,7 @@ async function runningPostmaster(databaseDir: string): Promise<Postmaster | unde
   const pid = Number(pidLine);
   const port = Number(portLine);
   if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port)) return undefined;
-  return isAlive(pid) ? { pid, port } : undefined;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: alive, owned by another user (the "postgres" user when we are not root).
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return isProcessAlive(pid) ? { pid, port } : undefined;
 }
 
 /** Resolves once the server accepts a connection; a server still starting up is waited for. */
