@@ -11,7 +11,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build.ts ./scripts/
 COPY gen ./gen
-COPY lib ./lib
+COPY platform ./platform
 COPY api/src ./api/src
 COPY scheduler/src ./scheduler/src
 RUN npm run build

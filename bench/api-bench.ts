@@ -33,13 +33,13 @@ import {
   CreateProductResponseSchema,
   WriteOutcome,
 } from "#gen/products/v1/product_service_pb.js";
+import { createLogger } from "#platform/logger.js";
 import { createApi } from "../api/src/api.js";
 import { type ApiConfig, loadApiConfig } from "../api/src/config.js";
 import { pgTypes } from "../api/src/db/database.js";
-import { disposableDatabase } from "../api/src/db/disposable-database.js";
-import { UPSERT_STATEMENT } from "../api/src/products/product-store.js";
+import { UPSERT_STATEMENT } from "../api/src/products/product-repository.js";
 import { formatTimestamp, parseTimestamp } from "../api/src/products/timestamp.js";
-import { createLogger } from "../lib/logger.js";
+import { disposableDatabase } from "../test/support/disposable-database.js";
 import { freePort, machineCpuSeconds, processCpu, waitUntilReady } from "./bench-support.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

@@ -15,7 +15,7 @@
  * A throwaway consumer group that commits nothing is used unless --group is given (then offsets
  * are committed as usual). Stops after --max records, after --timeout-ms without a record, with
  * --until-end (-e, like kcat -e) once every partition is read up to its end as of the start, or on
- * Ctrl-C. Kafka settings come from the environment as the services read them (lib/kafka.ts).
+ * Ctrl-C. Kafka settings come from the environment as the services read them (platform/kafka.ts).
  * Exit codes: 0 done, 1 Kafka failed, 2 bad flags or configuration.
  */
 import { randomBytes } from "node:crypto";
@@ -25,8 +25,8 @@ import { type DescMessage, fromBinary, type JsonValue, toJson } from "@bufbuild/
 import type { Consumer, IHeaders, KafkaMessage } from "kafkajs";
 import { destination, pino } from "pino";
 import { ProductPersistedSchema, ProductRegistrationSchema } from "#gen/products/v1/events_pb.js";
-import { ConfigError, createEnvReader, LOG_LEVELS } from "../lib/env.js";
-import { createKafka, type KafkaConfig, readKafkaConfig } from "../lib/kafka.js";
+import { ConfigError, createEnvReader, LOG_LEVELS } from "#platform/env.js";
+import { createKafka, type KafkaConfig, readKafkaConfig } from "#platform/kafka.js";
 import { DLT_HEADERS } from "../scheduler/src/dead-letter.js";
 
 const USAGE =

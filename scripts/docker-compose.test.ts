@@ -3,8 +3,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { parse } from "yaml";
+import { configVariables } from "#platform/env.js";
 import { loadApiConfig } from "../api/src/config.js";
-import { configVariables } from "../lib/env.js";
 import { loadSchedulerConfig } from "../scheduler/src/config.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

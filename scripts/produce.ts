@@ -8,7 +8,7 @@
  *   npm run produce -- --count 5 --format protobuf   # products.v1.ProductRegistration, binary
  *
  * Kafka settings come from the environment as the services read them (KAFKA_BROKER_URL,
- * TOPIC_NAME, KAFKA_PARTITIONS, SASL/TLS: lib/kafka.ts); the topic is created when missing.
+ * TOPIC_NAME, KAFKA_PARTITIONS, SASL/TLS: platform/kafka.ts); the topic is created when missing.
  * Records are keyed by productId and sent in batches by an idempotent producer with acks=-1.
  * Progress goes to stderr, one summary line to stdout. Exit codes: 0 sent, 1 Kafka failed,
  * 2 bad flags, file or configuration, 130 interrupted.
@@ -19,8 +19,8 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { type Message, Partitioners } from "kafkajs";
 import { destination, pino } from "pino";
-import { ConfigError, createEnvReader, LOG_LEVELS } from "../lib/env.js";
-import { createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "../lib/kafka.js";
+import { ConfigError, createEnvReader, LOG_LEVELS } from "#platform/env.js";
+import { createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "#platform/kafka.js";
 import {
   createRandom,
   generateProduct,

@@ -23,7 +23,7 @@ import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
-import { disposableDatabase } from "../api/src/db/disposable-database.js";
+import { disposableDatabase } from "../test/support/disposable-database.js";
 import { SEED_MESSAGE_JSON, SEED_PRODUCT } from "./seed-messages.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

@@ -5,8 +5,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
+import { ensureTopics } from "#platform/kafka.js";
 import { startTestApi, type TestApi } from "../api/test/test-api.js";
-import { ensureTopics } from "../lib/kafka.js";
 import {
   createTestTopics,
   randomSuffix,

@@ -2,8 +2,8 @@ import { expressConnectMiddleware } from "@connectrpc/connect-express";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import express, { type Express } from "express";
 import type { Knex } from "knex";
-import { createKafka } from "../../lib/kafka.js";
-import type { Logger } from "../../lib/logger.js";
+import { createKafka } from "#platform/kafka.js";
+import type { Logger } from "#platform/logger.js";
 import { createBearerCheck } from "./auth.js";
 import type { ApiConfig } from "./config.js";
 import { migrateToLatest } from "./db/migrations.js";
@@ -13,14 +13,14 @@ import { createOutboxSignal } from "./events/outbox-signal.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { serveRpcOverHttp2 } from "./http/http2-rpc-adapter.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
-import { createProductService, MAX_BATCH_SIZE } from "./products/product-service.js";
-import { createProductStore, type ProductStore } from "./products/product-store.js";
+import { createProductCatalog, MAX_BATCH_SIZE } from "./products/product-catalog.js";
+import { createProductRepository, type ProductRepository } from "./products/product-repository.js";
 import { createDocsRouter } from "./rest/openapi.js";
 import { createRestRouter } from "./rest/rest-routes.js";
 import { createAuthInterceptor, createObservabilityInterceptor } from "./rpc/interceptors.js";
-import { createProductServiceImpl } from "./rpc/product-routes.js";
-import { createRoutes } from "./rpc/routes.js";
+import { createProductServiceImpl } from "./rpc/product-service-impl.js";
 import { createRpcRouter } from "./rpc/rpc-router.js";
+import { createRpcServices } from "./rpc/rpc-services.js";
 
 export interface RunningApi {
   port: number;
@@ -67,8 +67,8 @@ export function createApi(config: ApiConfig, logger: Logger) {
           // Stopped after the server: requests finishing during shutdown still get their events out.
           cleanups.unshift(() => relay.stop());
         }
-        const store = createProductStore(knex, { onEventsWritten: createOutboxSignal(knex, relay, logger) });
-        const server = buildServer(config, logger, metrics, store);
+        const repository = createProductRepository(knex, { onEventsWritten: createOutboxSignal(knex, relay, logger) });
+        const server = buildServer(config, logger, metrics, repository);
         const port = await server.listen(config.port, config.host);
         logger.info({ port, host: config.host, auth: config.apiToken !== undefined }, "api listening");
         return {
@@ -91,20 +91,25 @@ export function createApi(config: ApiConfig, logger: Logger) {
   };
 }
 
-function buildServer(config: ApiConfig, logger: Logger, metrics: ApiMetrics, store: ProductStore): DualProtocolServer {
+function buildServer(
+  config: ApiConfig,
+  logger: Logger,
+  metrics: ApiMetrics,
+  repository: ProductRepository,
+): DualProtocolServer {
   const isAuthorized = createBearerCheck(config.apiToken);
   const impl = createProductServiceImpl(
-    createProductService(store, {
+    createProductCatalog(repository, {
       maxInFlight: Math.min(config.dbWriteConcurrency, config.dbPoolMax),
       maxBatch: MAX_BATCH_SIZE,
     }),
   );
   const isReady = () =>
-    store.ping().then(
+    repository.ping().then(
       () => true,
       () => false,
     );
-  const routes = createRoutes({ products: impl, isReady });
+  const routes = createRpcServices({ products: impl, isReady });
   const rpcOptions = {
     acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: config.maxBodyBytes,

@@ -1,5 +1,5 @@
-import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../../lib/env.js";
-import { type KafkaConfig, readKafkaConfig } from "../../lib/kafka.js";
+import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "#platform/env.js";
+import { type KafkaConfig, readKafkaConfig } from "#platform/kafka.js";
 import { normaliseDatabaseUrl } from "./db/database.js";
 import { DEFAULT_EMBEDDED_POSTGRES_PORT } from "./db/embedded-postgres.js";
 

@@ -1,5 +1,5 @@
-import { createLogger } from "../../lib/logger.js";
-import { runMain, stopOnSignals } from "../../lib/run-main.js";
+import { createLogger } from "#platform/logger.js";
+import { runMain, stopOnSignals } from "#platform/run-main.js";
 import { createApi } from "./api.js";
 import { loadApiConfig } from "./config.js";
 

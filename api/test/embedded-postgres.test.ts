@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import pg from "pg";
-import { createLogger } from "../../lib/logger.js";
+import { createLogger } from "#platform/logger.js";
 import { freePorts } from "../../test/support/free-port.js";
 import { createApi, type RunningApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";

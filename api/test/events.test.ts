@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
-import { createLogger } from "../../lib/logger.js";
+import { createLogger } from "#platform/logger.js";
 import {
   createTestTopics,
   type EventWatcher,

@@ -7,7 +7,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import pg from "pg";
 import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
-import { createLogger } from "../../lib/logger.js";
+import { createLogger } from "#platform/logger.js";
 import { testDatabaseUrl } from "../../test/support/env.js";
 import { createApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { createLogger } from "../../lib/logger.js";
+import { createLogger } from "#platform/logger.js";
+import { type DisposableDatabase, disposableDatabase } from "../../test/support/disposable-database.js";
 import { runScopedDatabasePrefix, testDatabaseUrl } from "../../test/support/env.js";
 import { createApi, type RunningApi } from "../src/api.js";
 import { type ApiConfig, loadApiConfig } from "../src/config.js";
-import { type DisposableDatabase, disposableDatabase } from "../src/db/disposable-database.js";
 
 export type TestDatabase = DisposableDatabase;
 

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { ConfigError } from "../../lib/env.js";
+import { ConfigError } from "#platform/env.js";
 import { loadSchedulerConfig, normaliseApiUrl } from "./config.js";
 
 describe("scheduler configuration", () => {

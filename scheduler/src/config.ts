@@ -1,5 +1,5 @@
-import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../../lib/env.js";
-import { type KafkaConfig, readKafkaConfig } from "../../lib/kafka.js";
+import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "#platform/env.js";
+import { type KafkaConfig, readKafkaConfig } from "#platform/kafka.js";
 
 export const API_PROTOCOLS = ["grpc", "connect", "grpcweb"] as const;
 export type ApiProtocol = (typeof API_PROTOCOLS)[number];

@@ -1,6 +1,6 @@
-import { createKafka, ensureTopics } from "../../lib/kafka.js";
-import { createLogger } from "../../lib/logger.js";
-import { runMain, stopOnSignals } from "../../lib/run-main.js";
+import { createKafka, ensureTopics } from "#platform/kafka.js";
+import { createLogger } from "#platform/logger.js";
+import { runMain, stopOnSignals } from "#platform/run-main.js";
 import { loadSchedulerConfig } from "./config.js";
 import { createScheduler } from "./scheduler.js";
 

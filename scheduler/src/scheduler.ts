@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { type Consumer, type Kafka, Partitioners, type Producer } from "kafkajs";
-import { createKafka } from "../../lib/kafka.js";
-import type { Logger } from "../../lib/logger.js";
+import { createKafka } from "#platform/kafka.js";
+import type { Logger } from "#platform/logger.js";
 import { createProductApi, type ProductApi } from "./api-client.js";
 import type { SchedulerConfig } from "./config.js";
 import { createBatchHandler, type SchedulerEventMap } from "./consumer.js";

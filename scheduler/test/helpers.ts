@@ -11,10 +11,10 @@ import {
 } from "kafkajs";
 import pg from "pg";
 import { type ProductPersisted, ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
+import { createKafka, ensureTopics } from "#platform/kafka.js";
+import { createLogger, type Logger } from "#platform/logger.js";
 import { createApi, type RunningApi } from "../../api/src/api.js";
 import { loadApiConfig } from "../../api/src/config.js";
-import { createKafka, ensureTopics } from "../../lib/kafka.js";
-import { createLogger, type Logger } from "../../lib/logger.js";
 import { runScopedSuffix, testBrokers } from "../../test/support/env.js";
 import { loadSchedulerConfig } from "../src/config.js";
 import { createScheduler, type Scheduler } from "../src/scheduler.js";

@@ -2,13 +2,13 @@ import { Writable } from "node:stream";
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
 import { pino } from "pino";
-import { createEnvReader } from "../../lib/env.js";
-import { createKafka, ensureTopics, readKafkaConfig } from "../../lib/kafka.js";
+import { createEnvReader } from "#platform/env.js";
+import { createKafka, ensureTopics, readKafkaConfig } from "#platform/kafka.js";
 import { testBrokers } from "../../test/support/env.js";
 import { randomSuffix, withAdmin } from "./helpers.js";
 
-// lib/kafka.ts against the real broker; its configuration is unit-tested in lib/kafka.test.ts.
-describe("lib/kafka: ensureTopics and logging on the real broker @integration", () => {
+// platform/kafka.ts against the real broker; its configuration is unit-tested in platform/kafka.test.ts.
+describe("platform/kafka: ensureTopics and logging on the real broker @integration", () => {
   const lines: Record<string, unknown>[] = [];
   const logger = pino(
     { level: "info" },

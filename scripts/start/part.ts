@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import type { LogLevel } from "../../lib/env.js";
-import { formatLine, parseRecord } from "../../lib/log-format.js";
+import type { LogLevel } from "#platform/env.js";
+import { formatLine, parseRecord } from "#platform/log-format.js";
 
 /** Lines of each part kept for the message when it dies. */
 export const KEPT_LINES = 30;

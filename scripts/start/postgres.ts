@@ -4,10 +4,11 @@
  * the services that use it. SIGTERM, SIGINT or the end of stdin (npm start is gone) stop the
  * server and exit 0; the server dying exits 1 with its last output lines.
  */
+
+import { createLogger } from "#platform/logger.js";
+import { isProcessAlive, runMain } from "#platform/run-main.js";
 import { loadApiConfig } from "../../api/src/config.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../api/src/db/embedded-postgres.js";
-import { createLogger } from "../../lib/logger.js";
-import { isProcessAlive, runMain } from "../../lib/run-main.js";
 import { dropOutputWhenReaderIsGone } from "./orphan-output.js";
 
 const WATCH_INTERVAL_MS = 500;

@@ -21,12 +21,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
+import { createLogger } from "#platform/logger.js";
 import {
   type EmbeddedDatabase,
   embeddedPostgresDir,
   startEmbeddedPostgres,
 } from "../../api/src/db/embedded-postgres.js";
-import { createLogger } from "../../lib/logger.js";
 import { isRunScopedDatabase, isRunScopedName, testBrokers, testDatabaseUrl, testRunId } from "./env.js";
 import { freePorts } from "./free-port.js";
 

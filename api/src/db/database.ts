@@ -1,6 +1,6 @@
 import knexFactory, { type Knex } from "knex";
 import pg from "pg";
-import type { Logger } from "../../../lib/logger.js";
+import type { Logger } from "#platform/logger.js";
 
 export interface DatabaseOptions {
   url: string;

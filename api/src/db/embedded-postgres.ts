@@ -3,9 +3,9 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
-import { ConfigError } from "../../../lib/env.js";
-import type { Logger } from "../../../lib/logger.js";
-import { isProcessAlive } from "../../../lib/run-main.js";
+import { ConfigError } from "#platform/env.js";
+import type { Logger } from "#platform/logger.js";
+import { isProcessAlive } from "#platform/run-main.js";
 
 export const DEFAULT_EMBEDDED_POSTGRES_PORT = 54329;
 /** PostgreSQL output lines kept for the message of a failed start. */

@@ -1,5 +1,5 @@
-import { createLogger } from "../../../lib/logger.js";
-import { runMain } from "../../../lib/run-main.js";
+import { createLogger } from "#platform/logger.js";
+import { runMain } from "#platform/run-main.js";
 import { loadApiConfig } from "../config.js";
 import { migrateToLatest } from "./migrations.js";
 import { openDatabase } from "./open-database.js";

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { Logger } from "../../../lib/logger.js";
+import type { Logger } from "#platform/logger.js";
 import type { ApiConfig } from "../config.js";
 import { createKnex, ensureDatabaseExists } from "./database.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";

@@ -1,8 +1,8 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type Kafka, Partitioners, type Producer } from "kafkajs";
 import pg from "pg";
-import { ensureTopics } from "../../../lib/kafka.js";
-import type { Logger } from "../../../lib/logger.js";
+import { ensureTopics } from "#platform/kafka.js";
+import type { Logger } from "#platform/logger.js";
 import { pgTypes } from "../db/database.js";
 import type { ApiMetrics } from "../metrics.js";
 import { type OutboxRow, toEventRecord } from "./product-persisted.js";

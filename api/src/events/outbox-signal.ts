@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { Logger } from "../../../lib/logger.js";
+import type { Logger } from "#platform/logger.js";
 import type { OutboxRelay } from "./outbox-relay.js";
 
 /** Longest delay between a commit and the NOTIFY that tells another replica's relay about it. */

@@ -2,7 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import type { IHeaders, Message } from "kafkajs";
 import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
 import { ProductRow } from "../db/product-model.js";
-import { rowToProduct } from "../products/product-store.js";
+import { rowToProduct } from "../products/product-repository.js";
 import { parseTimestamp } from "../products/timestamp.js";
 
 /** A row of the product_events outbox table. */

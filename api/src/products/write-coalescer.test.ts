@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ApiError } from "../errors.js";
-import type { WriteResult } from "./product-store.js";
+import type { WriteResult } from "./product-repository.js";
 import { createWriteCoalescer } from "./write-coalescer.js";
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));

@@ -1,6 +1,6 @@
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { ApiError } from "../errors.js";
-import type { WriteResult } from "./product-store.js";
+import type { WriteResult } from "./product-repository.js";
 
 export interface WriteCoalescerOptions {
   /** Upsert statements allowed in flight at once; writes arriving while all are busy wait and share the next one. */

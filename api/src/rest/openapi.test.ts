@@ -3,7 +3,7 @@ import addFormats from "ajv-formats";
 import { expect } from "chai";
 import { seedProductJson, startTestApi, type TestApi, uniqueId } from "../../test/test-api.js";
 import { AMOUNT_MAX_PRECISION, AMOUNT_MAX_SCALE } from "../products/decimal.js";
-import { MAX_PAGE_SIZE } from "../products/product-service.js";
+import { MAX_PAGE_SIZE } from "../products/product-catalog.js";
 import { LIMITS } from "../products/validation.js";
 import type { OpenApiDocument } from "./openapi.js";
 import { restRoutes } from "./rest-routes.js";

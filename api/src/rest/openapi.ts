@@ -6,7 +6,7 @@ import express, { type Router } from "express";
 import { ProductSchema } from "#gen/products/v1/product_pb.js";
 import { ProductService } from "#gen/products/v1/product_service_pb.js";
 import { AMOUNT_MAX_PRECISION, AMOUNT_MAX_SCALE } from "../products/decimal.js";
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../products/product-service.js";
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../products/product-catalog.js";
 import { LIMITS } from "../products/validation.js";
 import { type RestRoute, restRoutes } from "./rest-routes.js";
 

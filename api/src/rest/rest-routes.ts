@@ -15,7 +15,7 @@ import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ApiError, type FieldViolation, invalidArgument } from "../errors.js";
 import { validateProduct } from "../products/validation.js";
-import type { ProductServiceImpl } from "../rpc/product-routes.js";
+import type { ProductServiceImpl } from "../rpc/product-service-impl.js";
 import { type ProductJson, productFromJson, productToJson } from "./product-json.js";
 import { toRestError } from "./rest-errors.js";
 

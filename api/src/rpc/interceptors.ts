@@ -2,7 +2,7 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { ProductService } from "#gen/products/v1/product_service_pb.js";
-import type { Logger } from "../../../lib/logger.js";
+import type { Logger } from "#platform/logger.js";
 import type { ApiMetrics } from "../metrics.js";
 
 /**

@@ -87,7 +87,7 @@ describe("log format", () => {
 
   it("makes createLogger write formatted lines in pretty mode and JSON lines in json mode", async () => {
     const script = [
-      'import { createLogger } from "./lib/logger.ts";',
+      'import { createLogger } from "./platform/logger.ts";',
       'createLogger("api", "info", process.argv[1]).info({ port: 8000 }, "api listening");',
     ].join("\n");
     const run = async (format: string) => {

@@ -87,6 +87,6 @@ export function createEnvReader(env: Env) {
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** `auto`: pretty on a terminal, JSON otherwise (lib/log-format.ts). */
+/** `auto`: pretty on a terminal, JSON otherwise (platform/log-format.ts). */
 export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];

@@ -5,7 +5,7 @@ import {
   CreateProductResponseSchema,
   ProductService,
 } from "#gen/products/v1/product_service_pb.js";
-import type { ProductService as ProductUseCases } from "../products/product-service.js";
+import type { ProductCatalog } from "../products/product-catalog.js";
 import { toConnectError } from "./connect-errors.js";
 
 export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
@@ -15,14 +15,14 @@ export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
  * The REST routes call these same handlers (see rest/rest-routes.ts), so they do not use the
  * handler context.
  */
-export function createProductServiceImpl(products: ProductUseCases): ProductServiceImpl {
+export function createProductServiceImpl(catalog: ProductCatalog): ProductServiceImpl {
   return {
     async createProduct(request) {
-      const result = await guard(() => products.create(request.product));
+      const result = await guard(() => catalog.create(request.product));
       return create(CreateProductResponseSchema, result);
     },
     async batchCreateProducts(request) {
-      const items = await guard(() => products.createMany(request.requests.map((r) => r.product)));
+      const items = await guard(() => catalog.createMany(request.requests.map((r) => r.product)));
       return {
         results: items.map((item) =>
           create(BatchCreateProductsResultSchema, {
@@ -41,10 +41,10 @@ export function createProductServiceImpl(products: ProductUseCases): ProductServ
       };
     },
     async getProduct(request) {
-      return { product: await guard(() => products.get(request.id)) };
+      return { product: await guard(() => catalog.get(request.id)) };
     },
     async listProducts(request) {
-      return guard(() => products.list(request.pageSize, request.pageToken));
+      return guard(() => catalog.list(request.pageSize, request.pageToken));
     },
   };
 }

@@ -39,7 +39,7 @@ describe("describeError", () => {
 describe("runMain", () => {
   it("when main rejects with undefined, then the service exits 1 saying so, not printing `undefined` alone", async () => {
     const script = [
-      'import { runMain } from "./lib/run-main.ts";',
+      'import { runMain } from "./platform/run-main.ts";',
       'runMain("demo", () => Promise.reject(undefined));',
     ].join("\n");
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {

@@ -1,6 +1,6 @@
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { ApiError, asApiError, invalidArgument } from "../errors.js";
-import type { ListCursor, ProductStore, WriteResult } from "./product-store.js";
+import type { ListCursor, ProductRepository, WriteResult } from "./product-repository.js";
 import { parseTimestamp } from "./timestamp.js";
 import { validateProduct } from "./validation.js";
 import { createWriteCoalescer, type WriteCoalescerOptions } from "./write-coalescer.js";
@@ -15,7 +15,7 @@ export type BatchItemResult = { ok: true; result: WriteResult } | { ok: false; e
  * The product use cases. REST and RPC entry points both call these, so validation and upsert
  * semantics live in exactly one place.
  */
-export interface ProductService {
+export interface ProductCatalog {
   create(product: Product | undefined): Promise<WriteResult>;
   /** Validates each item; writes the valid ones in order, in one transaction. */
   createMany(products: readonly (Product | undefined)[]): Promise<BatchItemResult[]>;
@@ -23,8 +23,8 @@ export interface ProductService {
   list(pageSize: number, pageToken: string): Promise<{ products: Product[]; nextPageToken: string }>;
 }
 
-export function createProductService(store: ProductStore, coalescing: WriteCoalescerOptions): ProductService {
-  const write = createWriteCoalescer((products) => store.upsert(products), coalescing);
+export function createProductCatalog(repository: ProductRepository, coalescing: WriteCoalescerOptions): ProductCatalog {
+  const write = createWriteCoalescer((products) => repository.upsert(products), coalescing);
   return {
     async create(input) {
       const checked = validateProduct(input);
@@ -41,7 +41,7 @@ export function createProductService(store: ProductStore, coalescing: WriteCoale
       }
       const checked = inputs.map(validateProduct);
       const valid = checked.flatMap((c) => (c.ok ? [c.product] : []));
-      const written = valid.length > 0 ? await store.upsert(valid) : [];
+      const written = valid.length > 0 ? await repository.upsert(valid) : [];
       let next = 0;
       return checked.map((c): BatchItemResult => {
         if (!c.ok) return { ok: false, error: invalidArgument(c.violations) };
@@ -52,7 +52,7 @@ export function createProductService(store: ProductStore, coalescing: WriteCoale
 
     async get(id) {
       if (id === "") throw invalidArgument([{ field: "id", description: "is required" }], "request");
-      const product = await store.get(id);
+      const product = await repository.get(id);
       if (!product) throw new ApiError("not_found", `product ${JSON.stringify(id)} not found`);
       return product;
     },
@@ -65,7 +65,7 @@ export function createProductService(store: ProductStore, coalescing: WriteCoale
         );
       }
       const after = pageToken === "" ? undefined : decodePageToken(pageToken);
-      const page = await store.list(pageSize || DEFAULT_PAGE_SIZE, after);
+      const page = await repository.list(pageSize || DEFAULT_PAGE_SIZE, after);
       return { products: page.products, nextPageToken: page.next ? encodePageToken(page.next) : "" };
     },
   };

@@ -4,7 +4,7 @@ import type { LogFormat } from "./env.js";
 /**
  * Log lines for a person: `12:04:05.123 INFO  api       api listening port=8000 host=0.0.0.0`,
  * then any error stack or multi-line text indented below. The JSON record stays the source: this
- * only renders it (lib/logger.ts for a service's own output, scripts/start.ts for its children's).
+ * only renders it (platform/logger.ts for a service's own output, scripts/start.ts for its children's).
  */
 export interface PrettyOptions {
   /** ANSI colours (levels, service, field names). */

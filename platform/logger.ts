@@ -6,7 +6,7 @@ export type { Logger };
 
 /**
  * Logs on stdout with the service name on each record: JSON lines, one object per line, or (pretty;
- * `auto` on a terminal) the same records formatted for a person by lib/log-format.ts.
+ * `auto` on a terminal) the same records formatted for a person by platform/log-format.ts.
  */
 export function createLogger(service: string, level: LogLevel, format: LogFormat = "json"): Logger {
   const options = {

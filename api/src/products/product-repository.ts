@@ -18,7 +18,7 @@ export interface ListCursor {
   id: string;
 }
 
-export interface ProductStore {
+export interface ProductRepository {
   /** Upserts validated products in order; returns one result per input, in input order. */
   upsert(products: readonly Product[]): Promise<WriteResult[]>;
   get(id: string): Promise<Product | undefined>;
@@ -83,7 +83,7 @@ export interface ProductStoreOptions {
   onEventsWritten?: () => void;
 }
 
-export function createProductStore(knex: Knex, options: ProductStoreOptions = {}): ProductStore {
+export function createProductRepository(knex: Knex, options: ProductStoreOptions = {}): ProductRepository {
   const upsertRound = async (db: Knex | Knex.Transaction, round: Product[]) => {
     const rows = await runUpsert(db, toColumns(round));
     const written = new Map(rows.map((row) => [row.id as string, row]));
