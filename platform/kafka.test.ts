@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from "kafkajs";
 import { ConfigError, createEnvReader, type Env } from "./env.js";
-import { type KafkaConfig, readKafkaConfig } from "./kafka.js";
+import { classifyKafkaError, type KafkaConfig, readKafkaConfig } from "./kafka.js";
 
 function read(env: Env): KafkaConfig {
   const reader = createEnvReader(env);
@@ -55,5 +56,34 @@ describe("readKafkaConfig", () => {
     } finally {
       rmSync(dir, { recursive: true });
     }
+  });
+});
+
+describe("classifyKafkaError", () => {
+  const protocolError = (type: string) =>
+    new KafkaJSProtocolError({ message: type, type, code: 0, retriable: false } as unknown as string);
+
+  it("when the broker refuses a record or batch for its size, then too_large, also wrapped in retry errors", () => {
+    expect(classifyKafkaError(protocolError("MESSAGE_TOO_LARGE"))).to.equal("too_large");
+    expect(classifyKafkaError(protocolError("RECORD_LIST_TOO_LARGE"))).to.equal("too_large");
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError("MESSAGE_TOO_LARGE"), {
+      retryCount: 5,
+      retryTime: 100,
+    });
+    expect(classifyKafkaError(wrapped)).to.equal("too_large");
+  });
+
+  it("when no retry can fix the request (authorisation, an invalid topic), then fatal", () => {
+    expect(classifyKafkaError(protocolError("TOPIC_AUTHORIZATION_FAILED"))).to.equal("fatal");
+    expect(classifyKafkaError(protocolError("INVALID_TOPIC_EXCEPTION"))).to.equal("fatal");
+  });
+
+  it("when the broker is away or busy, or the error is not Kafka's, then retriable", () => {
+    expect(classifyKafkaError(protocolError("NOT_LEADER_FOR_PARTITION"))).to.equal("retriable");
+    expect(classifyKafkaError(new KafkaJSConnectionError("Connection error: connect ECONNREFUSED"))).to.equal(
+      "retriable",
+    );
+    expect(classifyKafkaError(new Error("socket hang up"))).to.equal("retriable");
+    expect(classifyKafkaError(undefined)).to.equal("retriable");
   });
 });

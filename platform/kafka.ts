@@ -6,6 +6,8 @@ import {
   type KafkaConfig as KafkaJsConfig,
   logLevel as KafkaLogLevel,
   type logCreator,
+  Partitioners,
+  type Producer,
   type SASLOptions,
 } from "kafkajs";
 import type { createEnvReader } from "./env.js";
@@ -244,4 +246,60 @@ async function waitForLeaders(
     await delay(100);
   }
   throw new Error(`topics ${topics.join(", ")} have no leader after ${timeoutMs} ms`, { cause: lastError });
+}
+
+/**
+ * The one producer setup of the project (scheduler dead letters, the outbox relay, the produce tool):
+ * idempotent, one request in flight so that retries keep the order, topics never created by a send,
+ * and kafkajs's default (Java-compatible murmur2) partitioner, so records of one key share a partition
+ * with what any other client sends.
+ */
+export function createIdempotentProducer(kafka: KafkaClient): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+}
+
+/**
+ * What a failed Kafka request means for the caller:
+ * - `too_large`: the broker refuses the record or batch for its size (MESSAGE_TOO_LARGE,
+ *   RECORD_LIST_TOO_LARGE); sending it again cannot succeed, sending less may;
+ * - `fatal`: a mistake no retry fixes (authentication, authorisation, an invalid topic or record);
+ * - `retriable`: anything else (broker down, leader moving, timeouts): retry with backoff.
+ */
+export type KafkaErrorClass = "retriable" | "too_large" | "fatal";
+
+const TOO_LARGE = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);
+const FATAL = new Set([
+  "SASL_AUTHENTICATION_FAILED",
+  "TOPIC_AUTHORIZATION_FAILED",
+  "CLUSTER_AUTHORIZATION_FAILED",
+  "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+  "INVALID_TOPIC_EXCEPTION",
+  "INVALID_RECORD",
+  "CORRUPT_MESSAGE",
+  "UNSUPPORTED_VERSION",
+  "UNSUPPORTED_COMPRESSION_TYPE",
+]);
+
+export function classifyKafkaError(error: unknown): KafkaErrorClass {
+  // kafkajs wraps the broker's error (type = the protocol's error name) in retry errors: look inside.
+  for (let current = error, depth = 0; current !== undefined && current !== null && depth < 10; depth++) {
+    const { type, name, originalError, cause } = current as {
+      type?: unknown;
+      name?: unknown;
+      originalError?: unknown;
+      cause?: unknown;
+    };
+    if (typeof type === "string") {
+      if (TOO_LARGE.has(type)) return "too_large";
+      if (FATAL.has(type)) return "fatal";
+    }
+    if (name === "KafkaJSSASLAuthenticationError") return "fatal";
+    current = originalError ?? cause;
+  }
+  return "retriable";
 }

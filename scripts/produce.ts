@@ -17,10 +17,16 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { type Message, Partitioners } from "kafkajs";
+import type { Message } from "kafkajs";
 import { destination, pino } from "pino";
 import { ConfigError, createEnvReader, LOG_LEVELS } from "#platform/env.js";
-import { createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "#platform/kafka.js";
+import {
+  createIdempotentProducer,
+  createKafka,
+  ensureTopics,
+  type KafkaConfig,
+  readKafkaConfig,
+} from "#platform/kafka.js";
 import {
   createRandom,
   generateProduct,
@@ -227,12 +233,7 @@ async function main(args: string[]): Promise<number> {
   const topic = config.kafka.topics.input;
   await ensureTopics(kafka, [topic], config.kafka.partitions, { replicationFactor: config.kafka.replicationFactor });
 
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+  const producer = createIdempotentProducer(kafka);
   let interrupted = false;
   // The first Ctrl-C stops after the request in flight; a second one does not wait for it.
   const onSignal = () => {

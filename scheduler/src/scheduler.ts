@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
-import { type Consumer, type Kafka, Partitioners, type Producer } from "kafkajs";
-import { createKafka } from "#platform/kafka.js";
+import type { Consumer, Kafka, Producer } from "kafkajs";
+import { createIdempotentProducer, createKafka } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import { createProductApi, type ProductApi } from "./api-client.js";
 import type { SchedulerConfig } from "./config.js";
@@ -73,12 +73,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
       const kafka = options.kafka ?? createKafka(config.kafka, logger);
       try {
         api = createProductApi(config.api);
-        producer = kafka.producer({
-          idempotent: true,
-          maxInFlightRequests: 1,
-          allowAutoTopicCreation: false,
-          createPartitioner: Partitioners.DefaultPartitioner,
-        });
+        producer = createIdempotentProducer(kafka);
         consumer = kafka.consumer({
           groupId: config.groupId,
           sessionTimeout: config.sessionTimeoutMs,

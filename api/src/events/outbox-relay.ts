@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { type Kafka, Partitioners, type Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import pg from "pg";
-import { ensureTopics } from "#platform/kafka.js";
+import { createIdempotentProducer, ensureTopics } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import { pgTypes } from "../db/database.js";
 import type { ApiMetrics } from "../metrics.js";
@@ -74,12 +74,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     for (let attempt = 1; ; attempt++) {
       try {
         if (!producer) {
-          producer = options.kafka.producer({
-            idempotent: true,
-            maxInFlightRequests: 1,
-            allowAutoTopicCreation: false,
-            createPartitioner: Partitioners.DefaultPartitioner,
-          });
+          producer = createIdempotentProducer(options.kafka);
           await producer.connect();
         }
         if (!topicReady) {

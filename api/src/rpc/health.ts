@@ -2,6 +2,7 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "#gen/health/v1/health_pb.js";
 import { ProductService } from "#gen/products/v1/product_service_pb.js";
+import { sleep } from "#platform/backoff.js";
 
 const WATCH_INTERVAL_MS = 5000;
 
@@ -32,17 +33,5 @@ export function registerHealthService(router: ConnectRouter, isReady: () => Prom
         await sleep(WATCH_INTERVAL_MS, context.signal);
       }
     },
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
   });
 }
