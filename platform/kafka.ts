@@ -168,7 +168,11 @@ function pinoLogCreator(logger: Logger): logCreator {
     ({ namespace, level, log }) => {
       const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
       const entry = { namespace, ...fields };
-      if (level === KafkaLogLevel.ERROR) logger.error(entry, message);
+      // A broker's error answer to one request ("Response Produce(…)", e.g. a coordinator still
+      // loading) is retried by kafkajs; only what its retries give up on is an error for us.
+      const retriedByKafkajs = namespace === "Connection" && message.startsWith("Response ");
+      if (level === KafkaLogLevel.ERROR && !retriedByKafkajs) logger.error(entry, message);
+      else if (level === KafkaLogLevel.ERROR) logger.warn(entry, message);
       else if (level === KafkaLogLevel.WARN) logger.warn(entry, message);
       else if (level === KafkaLogLevel.INFO) logger.info(entry, message);
       else logger.debug(entry, message);

@@ -63,4 +63,17 @@ describe("platform/kafka: ensureTopics and logging on the real broker @integrati
       msg: "broker said hello",
     });
   });
+
+  it("when a broker answers one request with an error kafkajs retries, then it is a warning, other errors stay errors", () => {
+    lines.length = 0;
+    kafka
+      .logger()
+      .namespace("Connection")
+      .error("Response GroupCoordinator(key: 10, version: 2)", { error: "loading" });
+    kafka.logger().namespace("Consumer").error("Crash: KafkaJSNumberOfRetriesExceeded", {});
+    expect(lines.map((line) => [line.namespace, line.level])).to.deep.equal([
+      ["Connection", 40],
+      ["Consumer", 50],
+    ]);
+  });
 });
