@@ -2,6 +2,7 @@ import { expressConnectMiddleware } from "@connectrpc/connect-express";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import express, { type Express } from "express";
 import type { Knex } from "knex";
+import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
 import { createKafka } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import { createBearerCheck } from "./auth.js";
@@ -13,7 +14,7 @@ import { createOutboxSignal } from "./events/outbox-signal.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { serveRpcOverHttp2 } from "./http/http2-rpc-adapter.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
-import { createProductCatalog, MAX_BATCH_SIZE } from "./products/product-catalog.js";
+import { createProductCatalog } from "./products/product-catalog.js";
 import { createProductRepository, type ProductRepository } from "./products/product-repository.js";
 import { createDocsRouter } from "./rest/openapi.js";
 import { createRestRouter } from "./rest/rest-routes.js";
@@ -101,7 +102,7 @@ function buildServer(
   const impl = createProductServiceImpl(
     createProductCatalog(repository, {
       maxInFlight: Math.min(config.dbWriteConcurrency, config.dbPoolMax),
-      maxBatch: MAX_BATCH_SIZE,
+      maxBatch: CONTRACT_LIMITS.maxBatchItems,
     }),
   );
   const isReady = () =>

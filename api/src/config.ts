@@ -1,3 +1,4 @@
+import { readContractLimits } from "#platform/contract-limits.js";
 import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "#platform/env.js";
 import { type KafkaConfig, readKafkaConfig } from "#platform/kafka.js";
 import { normaliseDatabaseUrl } from "./db/database.js";
@@ -25,7 +26,7 @@ export interface ApiConfig {
   /** Longest time to receive a request's headers / whole request. */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
-  /** Cap on the deadline an RPC client may ask for; also the deadline of RPCs that set none. */
+  /** Cap on the deadline an RPC client may ask for. */
   maxRpcDeadlineMs: number;
   /** Time in-flight requests get to finish on SIGTERM before connections are closed. */
   shutdownTimeoutMs: number;
@@ -61,10 +62,9 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     apiToken: read.optional("API_TOKEN"),
     logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     logFormat: read.oneOf("LOG_FORMAT", "auto", LOG_FORMATS),
-    maxBodyBytes: read.int("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    ...readContractLimits(read),
     headersTimeoutMs: read.int("HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
     requestTimeoutMs: read.int("REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
-    maxRpcDeadlineMs: read.int("MAX_RPC_DEADLINE_MS", 30_000, 100, 600_000),
     shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     kafka: readKafkaConfig(read, { clientId: "product-api" }),
     outboxRelay: read.bool("OUTBOX_RELAY", true),

@@ -63,4 +63,26 @@ describe("scheduler configuration", () => {
       expect(text).to.include(`${name}`);
     }
   });
+
+  it("when the scheduler's limits exceed the API's, then the configuration is refused, naming both variables", () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadSchedulerConfig(env);
+        return "";
+      } catch (error) {
+        return (error as ConfigError).problems.join("\n");
+      }
+    };
+    expect(problems({ API_TIMEOUT_MS: "40000" })).to.include(
+      "API_TIMEOUT_MS=40000: expected at most the API's MAX_RPC_DEADLINE_MS (30000)",
+    );
+    expect(problems({ API_TIMEOUT_MS: "40000", MAX_RPC_DEADLINE_MS: "60000" })).to.equal("");
+    expect(problems({ API_BATCH_MAX_BYTES: String(2 * 1024 * 1024) })).to.include(
+      "API_BATCH_MAX_BYTES=2097152: expected at most the API's MAX_BODY_BYTES (1048576)",
+    );
+    expect(problems({ MAX_RECORD_BYTES: "600000" })).to.include(
+      "MAX_RECORD_BYTES=600000: expected at most API_BATCH_MAX_BYTES (524288)",
+    );
+    expect(problems({})).to.equal("");
+  });
 });

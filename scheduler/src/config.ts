@@ -1,11 +1,9 @@
+import { CONTRACT_LIMITS, readContractLimits } from "#platform/contract-limits.js";
 import { createEnvReader, type Env, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "#platform/env.js";
 import { type KafkaConfig, readKafkaConfig } from "#platform/kafka.js";
 
 export const API_PROTOCOLS = ["grpc", "connect", "grpcweb"] as const;
 export type ApiProtocol = (typeof API_PROTOCOLS)[number];
-
-/** The API's limit on BatchCreateProducts (MAX_BATCH_SIZE in the API's product service). */
-export const API_MAX_BATCH_ITEMS = 1000;
 
 export interface SchedulerConfig {
   kafka: KafkaConfig;
@@ -61,6 +59,26 @@ export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
   if (maxDelayMs < initialDelayMs) {
     read.problem(`RETRY_MAX_DELAY_MS=${maxDelayMs}: expected at least RETRY_INITIAL_DELAY_MS (${initialDelayMs})`);
   }
+  // The API's limits, read from the variables the API reads: a client setting above them cannot work.
+  const limits = readContractLimits(read);
+  const timeoutMs = read.int("API_TIMEOUT_MS", 10_000, 100, 600_000);
+  if (timeoutMs > limits.maxRpcDeadlineMs) {
+    read.problem(
+      `API_TIMEOUT_MS=${timeoutMs}: expected at most the API's MAX_RPC_DEADLINE_MS (${limits.maxRpcDeadlineMs}), which refuses longer deadlines`,
+    );
+  }
+  const batchMaxBytes = read.int("API_BATCH_MAX_BYTES", 512 * 1024, 1024, 64 * 1024 * 1024);
+  if (batchMaxBytes > limits.maxBodyBytes) {
+    read.problem(
+      `API_BATCH_MAX_BYTES=${batchMaxBytes}: expected at most the API's MAX_BODY_BYTES (${limits.maxBodyBytes}), the largest request it accepts`,
+    );
+  }
+  const maxRecordBytes = read.int("MAX_RECORD_BYTES", 128 * 1024, 1024, 64 * 1024 * 1024);
+  if (maxRecordBytes > batchMaxBytes) {
+    read.problem(
+      `MAX_RECORD_BYTES=${maxRecordBytes}: expected at most API_BATCH_MAX_BYTES (${batchMaxBytes}), so that every accepted record fits in a call`,
+    );
+  }
   const config: SchedulerConfig = {
     kafka,
     groupId: read.string("KAFKA_GROUP_ID", "scheduler"),
@@ -72,11 +90,11 @@ export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
       url: readApiUrl(read),
       protocol: read.oneOf("API_PROTOCOL", "grpc", API_PROTOCOLS),
       token: read.optional("API_TOKEN"),
-      timeoutMs: read.int("API_TIMEOUT_MS", 10_000, 100, 600_000),
+      timeoutMs,
     },
-    batchSize: read.int("API_BATCH_SIZE", 500, 1, API_MAX_BATCH_ITEMS),
-    batchMaxBytes: read.int("API_BATCH_MAX_BYTES", 512 * 1024, 1024, 64 * 1024 * 1024),
-    maxRecordBytes: read.int("MAX_RECORD_BYTES", 128 * 1024, 1024, 64 * 1024 * 1024),
+    batchSize: read.int("API_BATCH_SIZE", 500, 1, CONTRACT_LIMITS.maxBatchItems),
+    batchMaxBytes,
+    maxRecordBytes,
     retry: { initialDelayMs, maxDelayMs },
     metricsPort: read.int("METRICS_PORT", 9464, 0, 65535),
     metricsHost: read.string("METRICS_HOST", "0.0.0.0"),

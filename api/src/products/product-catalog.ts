@@ -1,4 +1,5 @@
 import type { Product } from "#gen/products/v1/product_pb.js";
+import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
 import { ApiError, asApiError, invalidArgument } from "../errors.js";
 import type { ListCursor, ProductRepository, WriteResult } from "./product-repository.js";
 import { parseTimestamp } from "./timestamp.js";
@@ -7,7 +8,6 @@ import { createWriteCoalescer, type WriteCoalescerOptions } from "./write-coales
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
-export const MAX_BATCH_SIZE = 1000;
 
 export type BatchItemResult = { ok: true; result: WriteResult } | { ok: false; error: ApiError };
 
@@ -33,9 +33,9 @@ export function createProductCatalog(repository: ProductRepository, coalescing: 
     },
 
     async createMany(inputs) {
-      if (inputs.length > MAX_BATCH_SIZE) {
+      if (inputs.length > CONTRACT_LIMITS.maxBatchItems) {
         throw invalidArgument(
-          [{ field: "requests", description: `must hold at most ${MAX_BATCH_SIZE} items` }],
+          [{ field: "requests", description: `must hold at most ${CONTRACT_LIMITS.maxBatchItems} items` }],
           "request",
         );
       }
