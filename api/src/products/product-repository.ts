@@ -85,7 +85,7 @@ export interface ProductStoreOptions {
 
 export function createProductRepository(knex: Knex, options: ProductStoreOptions = {}): ProductRepository {
   const upsertRound = async (db: Knex | Knex.Transaction, round: Product[]) => {
-    const rows = await runUpsert(db, toColumns(round));
+    const rows = await runUpsert(db, upsertBindings(round));
     const written = new Map(rows.map((row) => [row.id as string, row]));
     const missing = round.filter((p) => !written.has(p.id)).map((p) => p.id);
     const current = missing.length > 0 ? await ProductRow.query(db).whereIn("id", missing) : ([] as ProductRow[]);
@@ -184,7 +184,8 @@ function reorder(products: readonly Product[], results: WriteResult[]): WriteRes
   });
 }
 
-function toColumns(products: Product[]): (string | number)[][] {
+/** UPSERT_SQL's bindings for one round: one array per column, as its unnest() takes them. */
+export function upsertBindings(products: readonly Product[]): (string | number)[][] {
   return [
     products.map((p) => p.id),
     products.map((p) => p.name),

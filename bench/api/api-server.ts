@@ -1,0 +1,41 @@
+import { createLogger } from "#platform/logger.js";
+import { createApi } from "../../api/src/api.js";
+import type { ApiConfig } from "../../api/src/config.js";
+import { freePorts } from "../../test/support/free-port.js";
+import { startHttpService } from "../shared/service-process.js";
+import type { ApiBenchOptions } from "./options.js";
+
+/** The API under load, wherever it runs. */
+export interface BenchServer {
+  url: string;
+  /** The API's own process when it is a child; in-process, its CPU counts as the bench's. */
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The API as --server says: by default `api/src/main.ts` in a child process, so that client and
+ * server do not share one event loop; inproc through createApi, on this process's loop.
+ */
+export async function startApiServer(
+  options: ApiBenchOptions,
+  apiEnv: Record<string, string>,
+  config: ApiConfig,
+): Promise<BenchServer> {
+  if (options.server === "inproc") {
+    const api = await createApi(config, createLogger("api", config.logLevel)).start();
+    return { url: api.url, stop: () => api.stop() };
+  }
+  const [port] = await freePorts(1);
+  const url = `http://127.0.0.1:${port}`;
+  const service = await startHttpService("api/src/main.ts", url, {
+    env: {
+      PATH: process.env.PATH,
+      ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}),
+      ...apiEnv,
+      PORT: String(port),
+    },
+    nodeArgs: options.serverNodeArgs,
+  });
+  return { url, pid: service.pid, stop: () => service.stop() };
+}

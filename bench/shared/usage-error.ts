@@ -1,0 +1,21 @@
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { describeError } from "#platform/run-main.js";
+
+/** A bad command line: reported as its message alone, without a stack. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** parseArgs with no positionals and unknown flags refused, its complaints as UsageErrors. */
+export function parseArgsOrThrowUsage<T extends ParseArgsConfig["options"]>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** What a bench prints when it fails: the usage message, or the error with its causes. */
+export function failureText(error: unknown): string {
+  return error instanceof UsageError ? error.message : describeError(error);
+}
