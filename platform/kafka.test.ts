@@ -1,10 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { expect } from "chai";
-import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from "kafkajs";
+import { type Kafka, KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from "kafkajs";
+import { pino } from "pino";
+import { runScopedSuffix } from "../test/support/env.js";
+import { testKafka, withAdmin } from "../test/support/kafka.js";
 import { ConfigError, createEnvReader, type Env } from "./env.js";
-import { classifyKafkaError, type KafkaConfig, readKafkaConfig } from "./kafka.js";
+import { classifyKafkaError, createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "./kafka.js";
 
 function read(env: Env): KafkaConfig {
   const reader = createEnvReader(env);
@@ -85,5 +89,79 @@ describe("classifyKafkaError", () => {
     );
     expect(classifyKafkaError(new Error("socket hang up"))).to.equal("retriable");
     expect(classifyKafkaError(undefined)).to.equal("retriable");
+  });
+});
+
+describe("createKafka", () => {
+  /** A client logging into `lines`; creating it connects to nothing, so no broker is needed. */
+  const loggingKafka = () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: "info" },
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+          callback();
+        },
+      }),
+    );
+    return { lines, kafka: createKafka(read({ KAFKA_BROKER_URL: "127.0.0.1:9" }), logger) };
+  };
+
+  it("when kafkajs logs, then the line goes through our logger with its namespace, level and fields", () => {
+    const { lines, kafka } = loggingKafka();
+    kafka.logger().namespace("Probe").warn("broker said hello", { broker: "b-1" });
+    kafka.logger().debug("below the level");
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include({
+      level: 40,
+      component: "kafkajs",
+      namespace: "Probe",
+      broker: "b-1",
+      msg: "broker said hello",
+    });
+  });
+
+  it("when a broker answers one request with an error kafkajs retries, then it is a warning, other errors stay errors", () => {
+    const { lines, kafka } = loggingKafka();
+    kafka
+      .logger()
+      .namespace("Connection")
+      .error("Response GroupCoordinator(key: 10, version: 2)", { error: "loading" });
+    kafka.logger().namespace("Consumer").error("Crash: KafkaJSNumberOfRetriesExceeded", {});
+    expect(lines.map((line) => [line.namespace, line.level])).to.deep.equal([
+      ["Connection", 40],
+      ["Consumer", 50],
+    ]);
+  });
+});
+
+describe("ensureTopics on the real broker @integration", () => {
+  let kafka: Kafka;
+  let topics: string[];
+
+  before(() => {
+    kafka = testKafka();
+    topics = [`test-ensure-a-${runScopedSuffix()}`, `test-ensure-b-${runScopedSuffix()}`];
+  });
+
+  after(async () => {
+    // Only those that exist: the test may have failed before creating them.
+    await withAdmin(kafka, async (admin) => {
+      const existing = new Set(await admin.listTopics());
+      const created = topics.filter((topic) => existing.has(topic));
+      if (created.length > 0) await admin.deleteTopics({ topics: created });
+    });
+  });
+
+  it("when several processes ensure the same topics at once, then each topic exists once with its partitions", async () => {
+    const results = await Promise.all([1, 2, 3].map(() => ensureTopics(kafka, topics, 2)));
+    expect(results.flat().length, "topics reported as created").to.be.at.most(topics.length);
+
+    const again = await ensureTopics(kafka, topics, 2);
+    expect(again).to.deep.equal([]);
+
+    const metadata = await withAdmin(kafka, (admin) => admin.fetchTopicMetadata({ topics }));
+    expect(metadata.topics.map((t) => t.partitions.length)).to.deep.equal([2, 2]);
   });
 });

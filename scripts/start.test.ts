@@ -1,5 +1,4 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -9,19 +8,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { type Kafka, Partitioners } from "kafkajs";
-import { createKafka } from "#platform/kafka.js";
-import { createLogger } from "#platform/logger.js";
-import { loadSchedulerConfig } from "../scheduler/src/config.js";
-import { watchEvents } from "../scheduler/test/helpers.js";
+import { runScopedSuffix, testBrokers } from "../test/support/env.js";
+import { watchEvents } from "../test/support/events.js";
 import { freePorts } from "../test/support/free-port.js";
+import { testKafka } from "../test/support/kafka.js";
 import { SEED_MESSAGE_JSON } from "./seed-messages.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-
-/** The test broker, read when used: the test setup may start one and set KAFKA_BROKER_URL. */
-function testBrokers(): string {
-  return process.env.KAFKA_BROKER_URL ?? "127.0.0.1:9092";
-}
 
 /** `npm start` as a user runs it (without npm in between, so its pid is the orchestrator's). */
 class Orchestrator {
@@ -156,7 +149,7 @@ function jsonRecords(stdout: string): Record<string, any>[] {
 
 describe("npm start @integration", function () {
   this.timeout(120_000);
-  const suffix = randomBytes(6).toString("hex");
+  const suffix = runScopedSuffix();
   const topics = {
     input: `test-start-in-${suffix}`,
     persisted: `test-start-out-${suffix}`,
@@ -177,10 +170,7 @@ describe("npm start @integration", function () {
     // As root, the embedded PostgreSQL runs as the "postgres" user, which must enter DATA_DIR.
     await chmod(dataDir, 0o755);
     const brokers = testBrokers();
-    kafka = createKafka(
-      loadSchedulerConfig({ KAFKA_BROKER_URL: brokers, KAFKA_CLIENT_ID: "start-test" }).kafka,
-      createLogger("start-test", "silent"),
-    );
+    kafka = testKafka(brokers);
     env = () => {
       const group = `test-start-${suffix}-${groups.length + 1}`;
       groups.push(group);

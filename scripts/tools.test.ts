@@ -6,18 +6,10 @@ import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
 import { ensureTopics } from "#platform/kafka.js";
-import { startTestApi, type TestApi } from "../api/test/test-api.js";
-import {
-  createTestTopics,
-  randomSuffix,
-  readAll,
-  startTestScheduler,
-  type TestScheduler,
-  type TestTopics,
-  testKafka,
-  withAdmin,
-} from "../scheduler/test/helpers.js";
-import { testBrokers } from "../test/support/env.js";
+import { startTestApi, type TestApi } from "../test/support/api.js";
+import { runScopedSuffix, testBrokers } from "../test/support/env.js";
+import { createTestTopics, readAll, type TestTopics, testKafka, withAdmin } from "../test/support/kafka.js";
+import { startTestScheduler, type TestScheduler } from "../test/support/scheduler.js";
 import { SEED_MESSAGE_JSON } from "./seed-messages.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -69,7 +61,7 @@ describe("npm run produce / npm run consume @integration", () => {
 
   /** A topic of its own for one test, deleted at the end. */
   async function freshTopic(): Promise<string> {
-    const topic = `test-tools-${randomSuffix()}`;
+    const topic = `test-tools-${runScopedSuffix()}`;
     await ensureTopics(kafka, [topic], 3);
     created.push(topic);
     return topic;
@@ -206,7 +198,7 @@ describe("npm run produce / npm run consume @integration", () => {
 
     it("when a group has committed part of the topic, then -e prints only the rest", async () => {
       const topic = await freshTopic();
-      const group = `test-consume-${randomSuffix()}`;
+      const group = `test-consume-${runScopedSuffix()}`;
       // One key, one partition: the first five records are the first five offsets.
       const dir = await mkdtemp(path.join(os.tmpdir(), "produce-"));
       try {

@@ -3,7 +3,9 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { ProductService } from "#gen/products/v1/product_service_pb.js";
-import { seedProductJson, startTestApi, type TestApi, uniqueId } from "./test-api.js";
+import { startTestApi, type TestApi } from "../../test/support/api.js";
+import { seedProductJson } from "../../test/support/seed.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 
 describe("bearer token auth @integration", () => {
   describe("when API_TOKEN is set", () => {

@@ -5,8 +5,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import pg from "pg";
-import { createLogger } from "#platform/logger.js";
 import { freePorts } from "../../test/support/free-port.js";
+import { testLogger } from "../../test/support/logger.js";
 import { createApi, type RunningApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";
 import {
@@ -17,7 +17,7 @@ import {
 } from "../src/db/embedded-postgres.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const logger = () => createLogger("embedded-test", (process.env.TEST_LOG_LEVEL ?? "silent") as "silent");
+const logger = () => testLogger("embedded-test");
 
 function isAlive(pid: number): boolean {
   try {
@@ -65,6 +65,13 @@ function migrate(dataDir: string, port: number): Promise<{ code: number | null; 
   });
 }
 
+describe("embedded PostgreSQL data dirs", () => {
+  it("keeps the default port's data in <DATA_DIR>/postgres and any other port's in postgres-<port>", () => {
+    expect(embeddedPostgresDir(".data", DEFAULT_EMBEDDED_POSTGRES_PORT)).to.equal(path.join(".data", "postgres"));
+    expect(embeddedPostgresDir(".data", 19250)).to.equal(path.join(".data", "postgres-19250"));
+  });
+});
+
 describe("embedded PostgreSQL @integration", function () {
   this.timeout(90_000);
   let dataDir: string;
@@ -79,11 +86,6 @@ describe("embedded PostgreSQL @integration", function () {
   afterEach(async () => {
     for (const server of servers.splice(0).reverse()) await server.stop().catch(() => {});
     await rm(dataDir, { recursive: true, force: true });
-  });
-
-  it("keeps the default port's data in <DATA_DIR>/postgres and any other port's in postgres-<port>", () => {
-    expect(embeddedPostgresDir(".data", DEFAULT_EMBEDDED_POSTGRES_PORT)).to.equal(path.join(".data", "postgres"));
-    expect(embeddedPostgresDir(".data", 19250)).to.equal(path.join(".data", "postgres-19250"));
   });
 
   it("when one already runs on the data dir and port, then a second start uses it and its stop leaves it running", async () => {

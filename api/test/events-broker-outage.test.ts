@@ -6,12 +6,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
-import { createKafka } from "#platform/kafka.js";
-import { createLogger } from "#platform/logger.js";
-import { randomSuffix, readAll } from "../../scheduler/test/helpers.js";
-import { testRunId } from "../../test/support/env.js";
-import { loadApiConfig } from "../src/config.js";
-import { seedProductJson, startTestApi, type TestApi, uniqueId } from "./test-api.js";
+import { startTestApi, type TestApi } from "../../test/support/api.js";
+import { runScopedSuffix, testRunId } from "../../test/support/env.js";
+import { readAll, testKafka } from "../../test/support/kafka.js";
+import { seedProductJson } from "../../test/support/seed.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 
 const run = promisify(execFile);
 
@@ -60,7 +59,7 @@ describe("ProductPersisted events when Kafka is down @integration", function () 
   let topic: string;
 
   before(async () => {
-    topic = `test-produtos-persistidos-outage-${randomSuffix()}`;
+    topic = `test-produtos-persistidos-outage-${runScopedSuffix()}`;
     broker = await privateBroker(await freePortPair());
     await broker.start();
     api = await startTestApi({
@@ -70,7 +69,7 @@ describe("ProductPersisted events when Kafka is down @integration", function () 
       KAFKA_PARTITIONS: "1",
       OUTBOX_POLL_INTERVAL_MS: "200",
     });
-    kafka = createKafka(loadApiConfig({ KAFKA_BROKER_URL: broker.url }).kafka, createLogger("kafka", "silent"));
+    kafka = testKafka(broker.url);
   });
   after(async () => {
     await api?.close();

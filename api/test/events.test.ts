@@ -1,25 +1,15 @@
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
 import { createLogger } from "#platform/logger.js";
-import {
-  createTestTopics,
-  type EventWatcher,
-  type TestTopics,
-  testKafka,
-  untilEventsSettled,
-  watchEvents,
-} from "../../scheduler/test/helpers.js";
+import { startTestApi, type TestApi } from "../../test/support/api.js";
 import { testBrokers } from "../../test/support/env.js";
+import { type EventWatcher, untilEventsSettled, watchEvents } from "../../test/support/events.js";
+import { createTestTopics, type TestTopics, testKafka } from "../../test/support/kafka.js";
+import { createTestDatabase, type TestDatabase } from "../../test/support/postgres.js";
+import { seedProductJson } from "../../test/support/seed.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 import { createApi, type RunningApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";
-import {
-  createTestDatabase,
-  seedProductJson,
-  startTestApi,
-  type TestApi,
-  type TestDatabase,
-  uniqueId,
-} from "./test-api.js";
 
 async function eventually(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -8,11 +8,14 @@ import { expect } from "chai";
 import pg from "pg";
 import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { createLogger } from "#platform/logger.js";
+import { startTestApi } from "../../test/support/api.js";
 import { testDatabaseUrl } from "../../test/support/env.js";
+import { createTestDatabase } from "../../test/support/postgres.js";
+import { seedProductJson } from "../../test/support/seed.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 import { createApi } from "../src/api.js";
 import { loadApiConfig } from "../src/config.js";
 import { productFromJson } from "../src/rest/product-json.js";
-import { createTestDatabase, seedProductJson, startTestApi, uniqueId } from "./test-api.js";
 
 /** A TCP proxy to PostgreSQL that a test can cut and restore: the database "goes down" for real. */
 async function createCuttableProxy(target: URL) {

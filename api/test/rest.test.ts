@@ -1,5 +1,7 @@
 import { expect } from "chai";
-import { seedProductJson, startTestApi, type TestApi, uniqueId } from "./test-api.js";
+import { startTestApi, type TestApi } from "../../test/support/api.js";
+import { seedProductJson } from "../../test/support/seed.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 
 async function post(api: TestApi, body: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${api.url}/products/`, {

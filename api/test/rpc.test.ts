@@ -9,7 +9,8 @@ import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { ProductSchema } from "#gen/products/v1/product_pb.js";
 import { CreateProductRequestSchema, ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
-import { startTestApi, type TestApi, uniqueId } from "./test-api.js";
+import { startTestApi, type TestApi } from "../../test/support/api.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 
 function newProduct(id = uniqueId("rpc")) {
   return create(ProductSchema, {

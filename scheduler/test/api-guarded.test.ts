@@ -1,19 +1,17 @@
 import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
-import { startTestApi, type TestApi, uniqueId } from "../../api/test/test-api.js";
-import { settleAll } from "../../test/support/settle.js";
+import { startTestApi, type TestApi } from "../../test/support/api.js";
 import {
   createTestProducer,
   createTestTopics,
   recordCount,
-  seedMessage,
-  startTestScheduler,
-  type TestScheduler,
   type TestTopics,
   testKafka,
-  until,
-  untilConsumed,
-} from "./helpers.js";
+} from "../../test/support/kafka.js";
+import { startTestScheduler, type TestScheduler, until, untilConsumed } from "../../test/support/scheduler.js";
+import { seedMessage } from "../../test/support/seed.js";
+import { settleAll } from "../../test/support/settle.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 
 describe("scheduler against an API with a token and a small body limit @integration", () => {
   const TOKEN = "s3cret";

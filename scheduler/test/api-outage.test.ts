@@ -1,26 +1,21 @@
 import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
 import type { RunningApi } from "../../api/src/api.js";
-import { createTestDatabase, type TestDatabase, uniqueId } from "../../api/test/test-api.js";
-import { settleAll } from "../../test/support/settle.js";
+import { startApiOn } from "../../test/support/api.js";
+import { type EventWatcher, untilEventsSettled, watchEvents } from "../../test/support/events.js";
 import {
   createTestProducer,
   createTestTopics,
-  type EventWatcher,
-  queryDatabase,
   recordCount,
-  seedMessage,
-  startApiOn,
-  startTestScheduler,
-  type TestScheduler,
   type TestTopics,
   testKafka,
-  until,
-  untilConsumed,
-  untilEventsSettled,
-  watchEvents,
   withAdmin,
-} from "./helpers.js";
+} from "../../test/support/kafka.js";
+import { createTestDatabase, queryDatabase, type TestDatabase } from "../../test/support/postgres.js";
+import { startTestScheduler, type TestScheduler, until, untilConsumed } from "../../test/support/scheduler.js";
+import { seedMessage } from "../../test/support/seed.js";
+import { settleAll } from "../../test/support/settle.js";
+import { uniqueId } from "../../test/support/unique-names.js";
 
 // Fast retries, and the shortest session the broker allows, so an outage longer than the session
 // costs only a few seconds of test time.

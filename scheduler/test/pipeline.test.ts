@@ -3,26 +3,21 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
 import { ProductRegistrationSchema } from "#gen/products/v1/events_pb.js";
-import { startTestApi, type TestApi, uniqueId } from "../../api/test/test-api.js";
-import { settleAll } from "../../test/support/settle.js";
-import { parseDeadLetterHeaders } from "../src/dead-letter.js";
+import { relayEnv, startTestApi, type TestApi } from "../../test/support/api.js";
+import { type EventWatcher, type SeenEvent, untilEventsSettled, watchEvents } from "../../test/support/events.js";
 import {
   createTestProducer,
   createTestTopics,
-  type EventWatcher,
   produceInOrder,
   readAll,
-  relayEnv,
-  type SeenEvent,
-  seedMessage,
-  startTestScheduler,
-  type TestScheduler,
   type TestTopics,
   testKafka,
-  untilConsumed,
-  untilEventsSettled,
-  watchEvents,
-} from "./helpers.js";
+} from "../../test/support/kafka.js";
+import { startTestScheduler, type TestScheduler, untilConsumed } from "../../test/support/scheduler.js";
+import { seedMessage } from "../../test/support/seed.js";
+import { settleAll } from "../../test/support/settle.js";
+import { uniqueId } from "../../test/support/unique-names.js";
+import { parseDeadLetterHeaders } from "../src/dead-letter.js";
 
 interface ProductRow {
   id: string;

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomSuffix } from "./unique-names.js";
 
 /**
  * Where integration tests find their services, and the marker that names what they create.
@@ -31,7 +31,7 @@ export function testRunId(): string {
   const given = process.env.TEST_RUN_ID;
   if (given === undefined || given === "") {
     // Kept in the environment: stable for the whole process, and inherited by the tools tests spawn.
-    const id = randomBytes(4).toString("hex");
+    const id = randomSuffix(4);
     process.env.TEST_RUN_ID = id;
     return id;
   }
@@ -43,7 +43,7 @@ export function testRunId(): string {
 
 /** `<run id>-<random>`: a unique part for topic and group names, e.g. `test-input-${runScopedSuffix()}`. */
 export function runScopedSuffix(): string {
-  return `${testRunId()}-${randomBytes(6).toString("hex")}`;
+  return `${testRunId()}-${randomSuffix()}`;
 }
 
 /** Whether a topic or group name carries this run's marker (as runScopedSuffix puts it). */

@@ -21,7 +21,6 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
-import { createLogger } from "#platform/logger.js";
 import {
   type EmbeddedDatabase,
   embeddedPostgresDir,
@@ -29,6 +28,7 @@ import {
 } from "../../api/src/db/embedded-postgres.js";
 import { isRunScopedDatabase, isRunScopedName, testBrokers, testDatabaseUrl, testRunId } from "./env.js";
 import { freePorts } from "./free-port.js";
+import { testLogger } from "./logger.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const KAFKA_SCRIPT = path.join(ROOT, "scripts/kafka.sh");
@@ -314,8 +314,7 @@ async function startPostgres(url: string, why: string): Promise<string> {
   try {
     const [port] = (await freePorts(1)) as [number];
     postgres.port = port;
-    const logger = createLogger("test-postgres", (process.env.TEST_LOG_LEVEL ?? "silent") as "silent");
-    const starting = startEmbeddedPostgres(dataDir, port, logger).then((server) => {
+    const starting = startEmbeddedPostgres(dataDir, port, testLogger("test-postgres")).then((server) => {
       // Kept even if it comes after the timeout, so that stopPostgres stops it.
       postgres.server = server;
     });

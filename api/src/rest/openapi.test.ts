@@ -1,7 +1,9 @@
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { expect } from "chai";
-import { seedProductJson, startTestApi, type TestApi, uniqueId } from "../../test/test-api.js";
+import { startTestApi, type TestApi } from "../../../test/support/api.js";
+import { seedProductJson } from "../../../test/support/seed.js";
+import { uniqueId } from "../../../test/support/unique-names.js";
 import { AMOUNT_MAX_PRECISION, AMOUNT_MAX_SCALE } from "../products/decimal.js";
 import { MAX_PAGE_SIZE } from "../products/product-catalog.js";
 import { LIMITS } from "../products/validation.js";

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { seedProductJson } from "../../test/test-api.js";
+import { seedProductJson } from "../../../test/support/seed.js";
 import { validateProduct } from "../products/validation.js";
 import { productFromJson, productToJson } from "./product-json.js";
 

@@ -21,7 +21,8 @@ import {
 } from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_health_v1_health } from "#gen/health/v1/health_pb.js";
 import { file_products_v1_product_service } from "#gen/products/v1/product_service_pb.js";
-import { startTestApi, type TestApi, uniqueId } from "../../test/test-api.js";
+import { startTestApi, type TestApi } from "../../../test/support/api.js";
+import { uniqueId } from "../../../test/support/unique-names.js";
 import { registerReflectionServices } from "./reflection.js";
 
 type ReflectionRequest = MessageInitShape<typeof ServerReflectionRequestSchema>;

@@ -1,0 +1,119 @@
+import { type Admin, type Kafka, type KafkaMessage, type Message, Partitioners, type Producer } from "kafkajs";
+import { createEnvReader } from "#platform/env.js";
+import { createKafka, ensureTopics, readKafkaConfig } from "#platform/kafka.js";
+import { runScopedSuffix, testBrokers } from "./env.js";
+import { testLogger } from "./logger.js";
+
+/** A kafkajs client for the test broker (or `brokers`), logging like the services do, at TEST_LOG_LEVEL. */
+export function testKafka(brokers = testBrokers()): Kafka {
+  const read = createEnvReader({ KAFKA_BROKER_URL: brokers });
+  const config = readKafkaConfig(read, { clientId: "tests" });
+  read.done();
+  return createKafka(config, testLogger("kafka-test"));
+}
+
+export async function withAdmin<T>(kafka: Kafka, work: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await work(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface TestTopics {
+  input: string;
+  persisted: string;
+  errors: string;
+  /** Deletes the three topics. */
+  delete(): Promise<void>;
+}
+
+/** Input, persisted and error topics with names of this run, 3 partitions each. */
+export async function createTestTopics(kafka: Kafka, partitions = 3): Promise<TestTopics> {
+  const suffix = runScopedSuffix();
+  const names = {
+    input: `test-cadastro-produtos-${suffix}`,
+    persisted: `test-produtos-persistidos-${suffix}`,
+    errors: `test-erro-produtos-${suffix}`,
+  };
+  await ensureTopics(kafka, Object.values(names), partitions);
+  return {
+    ...names,
+    async delete() {
+      await withAdmin(kafka, (admin) => admin.deleteTopics({ topics: Object.values(names) }));
+    },
+  };
+}
+
+export async function createTestProducer(kafka: Kafka): Promise<Producer> {
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  return producer;
+}
+
+export interface ProducedRecord {
+  partition: number;
+  offset: bigint;
+}
+
+/**
+ * Sends the messages in one request. Messages must share a key (or a partition) so their offsets
+ * are consecutive and can be returned per message.
+ */
+export async function produceInOrder(
+  producer: Producer,
+  topic: string,
+  messages: Message[],
+): Promise<ProducedRecord[]> {
+  const [metadata, ...others] = await producer.send({ topic, acks: -1, messages });
+  if (!metadata || others.length > 0) throw new Error("produceInOrder: messages went to several partitions");
+  const base = BigInt(metadata.baseOffset ?? "0");
+  return messages.map((_, index) => ({ partition: metadata.partition, offset: base + BigInt(index) }));
+}
+
+/** Number of records in the topic (sum of high watermarks: test topics start at offset 0). */
+export async function recordCount(kafka: Kafka, topic: string): Promise<number> {
+  const ends = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
+  return ends.reduce((sum, { high }) => sum + Number(high), 0);
+}
+
+/** Reads every record of the topic from the beginning with a throwaway group. */
+export async function readAll(kafka: Kafka, topic: string, timeoutMs = 15_000): Promise<KafkaMessage[]> {
+  const expected = await recordCount(kafka, topic);
+  const consumer = kafka.consumer({ groupId: `test-reader-${runScopedSuffix()}`, maxWaitTimeInMs: 200 });
+  const received: KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`read ${received.length} of ${expected} records of ${topic}`)),
+        timeoutMs,
+      );
+      if (expected === 0) {
+        clearTimeout(timer);
+        resolve();
+        return;
+      }
+      consumer
+        .run({
+          eachMessage: async ({ message }) => {
+            received.push(message);
+            if (received.length >= expected) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return received;
+}
