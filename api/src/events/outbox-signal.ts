@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { Logger } from "#platform/logger.js";
-import type { OutboxRelay } from "./outbox-relay.js";
+import type { OutboxRelay } from "./outbox-relay-loop.js";
 
 /** Longest delay between a commit and the NOTIFY that tells another replica's relay about it. */
 const NOTIFY_COALESCE_MS = 5;
