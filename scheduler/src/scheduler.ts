@@ -3,10 +3,11 @@ import type { Consumer, Kafka, Producer } from "kafkajs";
 import { createIdempotentProducer, createKafka } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import { createProductApi, type ProductApi } from "./api-client.js";
+import { createBatchHandler } from "./batch-handler.js";
 import type { SchedulerConfig } from "./config.js";
-import { createBatchHandler, type SchedulerEventMap } from "./consumer.js";
 import { createDeadLetterPublisher } from "./dead-letter.js";
 import { createSchedulerMetrics, type MetricsServer, type SchedulerMetrics, startMetricsServer } from "./metrics.js";
+import type { SchedulerEventMap } from "./scheduler-events.js";
 
 export interface Scheduler {
   /** Connects, joins the consumer group and starts consuming; resolves once the group is joined. */

@@ -1,0 +1,376 @@
+import type { EventEmitter } from "node:events";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { KafkaMessage } from "kafkajs";
+import type { Product } from "#gen/products/v1/product_pb.js";
+import { backoffDelay, sleep } from "#platform/backoff.js";
+import type { Logger } from "#platform/logger.js";
+import { type ItemResult, isPermanentApiError, isPermanentItemError, type ProductApi } from "./api-client.js";
+import type { SchedulerConfig } from "./config.js";
+import { DeadLetterPublishError, type DeadLetterPublisher } from "./dead-letter.js";
+import { RecordError } from "./errors.js";
+import { parseRecord } from "./message.js";
+import type { SchedulerMetrics } from "./metrics.js";
+import type { SchedulerEventMap } from "./scheduler-events.js";
+
+/** One partition's fetched records, in offset order. */
+export interface PartitionBatch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly messages: readonly KafkaMessage[];
+  /** The batch's last offset: past the last message when kafkajs filtered control records out. */
+  readonly lastOffset: string;
+  readonly highWatermark: string;
+}
+
+/** The consumer group's side of a batch, as kafkajs' eachBatch payload offers it. */
+export interface PartitionPort {
+  /** Marks the records up to offset as processed. */
+  resolveOffset(offset: string): void;
+  /** Commits next as the group's offset for the partition; throws when the group refuses it (a rebalance). */
+  commitOffset(next: string): Promise<void>;
+  /** Keeps this member in the group; throws when the group is rebalancing. */
+  heartbeat(): Promise<void>;
+  /** False once the consumer stops. */
+  isRunning(): boolean;
+  /** True once the partition was sought elsewhere: the batch's records are no longer the next ones. */
+  isStale(): boolean;
+}
+
+/** Time behind a port, so a unit test runs minutes of backoff in no time. */
+export interface Clock {
+  now(): number;
+  /** Resolves after ms, or at once when the signal aborts; never rejects. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+  /** Calls tick every ms until the returned function is called. */
+  every(ms: number, tick: () => void): () => void;
+}
+
+/** The wall clock and real timers. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep,
+  every(ms, tick) {
+    const timer = setInterval(tick, ms);
+    return () => clearInterval(timer);
+  },
+};
+
+export interface ChunkProcessorDeps {
+  api: Pick<ProductApi, "batchCreate">;
+  deadLetters: DeadLetterPublisher;
+  config: Pick<SchedulerConfig, "batchSize" | "batchMaxBytes" | "maxRecordBytes" | "retry" | "heartbeatIntervalMs">;
+  logger: Logger;
+  metrics: SchedulerMetrics;
+  events: EventEmitter<SchedulerEventMap>;
+  /** Aborted when the scheduler stops: no new chunk starts and backoff waits end at once. */
+  stopping: AbortSignal;
+  clock: Clock;
+  /** The backoff's jitter source in [0, 1); Math.random unless a test pins it. */
+  random?: () => number;
+}
+
+export interface ChunkProcessor {
+  /**
+   * Processes one partition's batch, chunk by chunk. Resolves when every record is committed, or
+   * when the scheduler stops or the partition is no longer ours, with the unfinished records left
+   * uncommitted; rejects with what only kafkajs can handle (a failed commit or heartbeat, a bug).
+   */
+  processBatch(batch: PartitionBatch, partition: PartitionPort): Promise<void>;
+}
+
+/** Retried like the rest, but only a fix of the deployment (token, URL, API version) ends them. */
+const NEEDS_AN_OPERATOR = new Set(["unauthenticated", "permission_denied", "unimplemented"]);
+
+type ItemState = "pending" | "persisted" | "rejected" | "dead_lettered";
+
+/** One input record on its way: pending until persisted, or rejected until dead-lettered. */
+interface Item {
+  message: KafkaMessage;
+  product: Product | undefined;
+  state: ItemState;
+  rejection: RecordError | undefined;
+  /** Attempts made when the record was rejected, for the x-attempts header. */
+  attempts: number;
+  size: number;
+}
+
+/** Marks records whose retryable failure is reported, not thrown, so finished work is committed first. */
+type Failure = { reason: string; error: unknown };
+
+/**
+ * The decisions of the processing loop, with Kafka, the API and time as ports. The rules that make
+ * it at-least-once without ever skipping a record:
+ *
+ * - A partition's batch is handled in offset order, in chunks of at most batchSize records and
+ *   batchMaxBytes. Each chunk goes to the API in one BatchCreateProducts call (one transaction; the
+ *   API applies duplicates of an id in order).
+ * - An offset is resolved and committed only once every record up to it is finished: persisted (the
+ *   API answered) or dead-lettered (the error topic acknowledged it with acks=-1). A failure leaves
+ *   the record and everything after it unresolved, so a restart or another instance reads it again.
+ * - Permanent failures (unreadable record, invalid_argument from the API) are dead-lettered at once;
+ *   a whole call refused as invalid_argument is replayed one product at a time to find the culprit,
+ *   one refused as resource_exhausted is halved.
+ *   Anything else is retried with exponential backoff and full jitter, forever, staying inside
+ *   eachBatch (kafkajs fetches nothing more for the partition meanwhile) and heartbeating, so the
+ *   group does not rebalance because the API is slow or down.
+ * - When the scheduler stops, retries end and the unfinished records stay uncommitted.
+ * - Errors that are neither (a failed commit or heartbeat during a rebalance, a bug) are thrown to
+ *   kafkajs, which rejoins the group or restarts the consumer from the committed offsets.
+ */
+export function createChunkProcessor(deps: ChunkProcessorDeps): ChunkProcessor {
+  return {
+    processBatch: (batch, partition) => new BatchRun(deps, batch, partition).run(),
+  };
+}
+
+/** One batch in progress: the deps, the batch and its partition, shared by the steps below. */
+class BatchRun {
+  constructor(
+    private readonly deps: ChunkProcessorDeps,
+    private readonly batch: PartitionBatch,
+    private readonly partition: PartitionPort,
+  ) {}
+
+  async run(): Promise<void> {
+    const { config } = this.deps;
+    const items = this.batch.messages.map((message) => toItem(message, config.maxRecordBytes));
+    for (const chunk of chunks(items, config.batchSize, config.batchMaxBytes)) {
+      if (this.mustStop() || this.partition.isStale()) return;
+      if (!(await this.processChunk(chunk))) return;
+    }
+  }
+
+  /** Returns true when every record of the chunk is finished and committed. */
+  private async processChunk(chunk: Item[]): Promise<boolean> {
+    let rest = chunk;
+    for (let attempt = 1; ; attempt++) {
+      const writeFailure = await this.writePending(rest, attempt);
+      const publishFailure = await this.publishDeadLetters(rest);
+      const failure = writeFailure ?? publishFailure;
+      rest = await this.commitFinished(rest);
+      if (rest.length === 0) {
+        await this.partition.heartbeat();
+        return true;
+      }
+      if (!failure) throw new Error("records left unfinished without a failure");
+      if (this.mustStop()) return false;
+      await this.backOff(rest, attempt, failure);
+      if (this.mustStop()) return false;
+    }
+  }
+
+  private mustStop(): boolean {
+    return this.deps.stopping.aborted || !this.partition.isRunning();
+  }
+
+  /**
+   * Sends the chunk's pending products to the API and records each outcome on its item. Returns the
+   * retryable failure that left records pending, if any; throws only what is not retryable.
+   */
+  private async writePending(chunk: Item[], attempt: number): Promise<Failure | undefined> {
+    const { api, metrics } = this.deps;
+    const pending = chunk.filter((item) => item.state === "pending");
+    if (pending.length === 0) return undefined;
+    const stopTimer = metrics.apiCalls.startTimer();
+    let results: ItemResult[];
+    try {
+      results = await this.withHeartbeats(api.batchCreate(pending.map((item) => item.product as Product)));
+      stopTimer({ status: "ok" });
+    } catch (error) {
+      if (!(error instanceof ConnectError)) throw error;
+      const code = codeToString(error.code);
+      stopTimer({ status: code });
+      if (error.code === Code.ResourceExhausted && pending.length > 1) {
+        // Too large for the API's body limit (or it sheds load): halve the call rather than
+        // repeat it forever; a single product that is still refused is retried as transient.
+        const half = Math.ceil(pending.length / 2);
+        return (
+          (await this.writePending(pending.slice(0, half), attempt)) ??
+          (await this.writePending(pending.slice(half), attempt))
+        );
+      }
+      if (!isPermanentApiError(error)) return { reason: code, error };
+      const [only] = pending;
+      if (only && pending.length === 1) {
+        reject(only, new RecordError("invalid_argument", error.rawMessage, undefined, { cause: error }), attempt);
+        return undefined;
+      }
+      // The call as a whole was refused: find the culprits one product at a time, in order.
+      for (const item of pending) {
+        const failure = await this.writePending([item], attempt);
+        if (failure) return failure;
+      }
+      return undefined;
+    }
+    for (const [index, item] of pending.entries()) {
+      const result = results[index];
+      if (result?.ok) {
+        item.state = "persisted";
+        metrics.records.inc({ outcome: "persisted" });
+      } else if (result && isPermanentItemError(result.code)) {
+        reject(item, new RecordError("invalid_argument", result.message), attempt);
+      } else {
+        // Later items were written by the same call; sending them again is harmless (the upsert is
+        // idempotent) and keeps them behind this one.
+        const message = result?.message ?? "no result";
+        return { reason: result?.code ?? "internal", error: new ConnectError(message, Code.Internal) };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Heartbeats while a long call is in flight, so a slow API does not cost the partition. A failed
+   * heartbeat (a rebalance) is not acted on here: the explicit heartbeat after the commit reports it.
+   */
+  private async withHeartbeats<T>(work: Promise<T>): Promise<T> {
+    const cancel = this.deps.clock.every(this.deps.config.heartbeatIntervalMs, () => {
+      this.partition.heartbeat().catch(() => {});
+    });
+    try {
+      return await work;
+    } finally {
+      cancel();
+    }
+  }
+
+  /**
+   * Dead-letters the rejected records of the finished prefix (a rejected record behind a pending one
+   * waits, so letters keep their order). A failed publish is a retryable failure like the API's.
+   */
+  private async publishDeadLetters(chunk: Item[]): Promise<Failure | undefined> {
+    const letters = leading(chunk, (item) => item.state !== "pending").filter((item) => item.state === "rejected");
+    if (letters.length === 0) return undefined;
+    const { topic, partition } = this.batch;
+    try {
+      await this.deps.deadLetters.publish(
+        letters.map((item) => ({
+          topic,
+          partition,
+          message: item.message,
+          error: item.rejection ?? new RecordError("invalid_argument", "rejected"),
+          attempts: item.attempts,
+        })),
+      );
+    } catch (error) {
+      if (!(error instanceof DeadLetterPublishError)) throw error;
+      return { reason: "dead_letter_publish", error };
+    }
+    for (const item of letters) {
+      item.state = "dead_lettered";
+      this.onDeadLettered(item);
+    }
+    return undefined;
+  }
+
+  /** Resolves and commits the finished prefix of the chunk; returns the records after it. */
+  private async commitFinished(chunk: Item[]): Promise<Item[]> {
+    const finished = leading(chunk, (item) => item.state === "persisted" || item.state === "dead_lettered");
+    const last = finished.at(-1);
+    if (!last) return chunk;
+    const { batch, partition } = this;
+    const { metrics, events, logger } = this.deps;
+    partition.resolveOffset(last.message.offset);
+    // resolveOffset skips records kafkajs filtered out after the last message; commit the same.
+    const isLast = batch.messages.at(-1) === last.message;
+    const next = BigInt(isLast ? batch.lastOffset : last.message.offset) + 1n;
+    await partition.commitOffset(next.toString());
+    const lag = BigInt(batch.highWatermark) - next;
+    metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(lag > 0n ? lag : 0n));
+    events.emit("committed", { topic: batch.topic, partition: batch.partition, offset: next });
+    logger.debug({ topic: batch.topic, partition: batch.partition, offset: next.toString() }, "committed");
+    return chunk.slice(finished.length);
+  }
+
+  /** Reports the transient failure, then waits out the attempt's backoff. */
+  private async backOff(rest: Item[], attempt: number, failure: Failure): Promise<void> {
+    const { config, metrics, events, logger, random } = this.deps;
+    const { topic, partition } = this.batch;
+    const delayMs = backoffDelay(attempt, config.retry, random);
+    const offset = rest[0]?.message.offset ?? "";
+    metrics.retries.inc({ reason: failure.reason });
+    events.emit("retrying", { topic, partition, offset, attempt, delayMs, reason: failure.reason });
+    logger[NEEDS_AN_OPERATOR.has(failure.reason) ? "error" : "warn"](
+      {
+        topic,
+        partition,
+        offset,
+        records: rest.length,
+        attempt,
+        delayMs,
+        reason: failure.reason,
+        err: failure.error,
+      },
+      "transient failure, retrying",
+    );
+    await this.wait(delayMs);
+  }
+
+  /** Waits out a backoff while heartbeating, so the group keeps this member and its partitions. */
+  private async wait(ms: number): Promise<void> {
+    const { clock, config, stopping } = this.deps;
+    const end = clock.now() + ms;
+    for (;;) {
+      await this.partition.heartbeat();
+      const left = end - clock.now();
+      if (left <= 0 || stopping.aborted || !this.partition.isRunning()) return;
+      await clock.sleep(Math.min(left, config.heartbeatIntervalMs), stopping);
+    }
+  }
+
+  private onDeadLettered(item: Item): void {
+    const { topic, partition } = this.batch;
+    const code = item.rejection?.code ?? "invalid_argument";
+    const message = item.rejection?.message ?? "";
+    this.deps.metrics.records.inc({ outcome: "dead_lettered" });
+    this.deps.events.emit("dead-lettered", { topic, partition, offset: item.message.offset, code, message });
+    this.deps.logger.warn(
+      {
+        topic,
+        partition,
+        offset: item.message.offset,
+        key: item.message.key?.toString("utf8").slice(0, 128),
+        code,
+        reason: message,
+        attempts: item.attempts,
+      },
+      "record dead-lettered",
+    );
+  }
+}
+
+function toItem(message: KafkaMessage, maxRecordBytes: number): Item {
+  const parsed = parseRecord(message, maxRecordBytes);
+  const size = (message.value?.length ?? 0) + (message.key?.length ?? 0) + 64;
+  if (parsed.ok) {
+    return { message, product: parsed.product, state: "pending", rejection: undefined, attempts: 0, size };
+  }
+  return { message, product: undefined, state: "rejected", rejection: parsed.error, attempts: 1, size };
+}
+
+function reject(item: Item, error: RecordError, attempts: number): void {
+  item.state = "rejected";
+  item.rejection = error;
+  item.attempts = attempts;
+}
+
+function leading(items: Item[], test: (item: Item) => boolean): Item[] {
+  const end = items.findIndex((item) => !test(item));
+  return end === -1 ? items : items.slice(0, end);
+}
+
+function* chunks(items: Item[], maxItems: number, maxBytes: number): Generator<Item[]> {
+  let chunk: Item[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    if (chunk.length > 0 && (chunk.length >= maxItems || bytes + item.size > maxBytes)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(item);
+    bytes += item.size;
+  }
+  if (chunk.length > 0) yield chunk;
+}
