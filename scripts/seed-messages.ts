@@ -1,18 +1,13 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { IHeaders } from "kafkajs";
 import { ProductRegistrationSchema } from "#gen/products/v1/events_pb.js";
+import type { RegistrationJson } from "../scheduler/src/message.js";
 
-/** A product registration as the original project's producer sent it (JSON field names). */
-export interface SeedProduct {
-  productId: string;
-  productName: string;
-  productDescription: string;
-  /** A JSON number, as the seed sent it; at most two decimals when generated here. */
-  price: number;
-  currency: string;
-  stockQuantity: number;
-  category: string;
-}
+/**
+ * A product registration as the original project's producer sent it: the scheduler's input
+ * contract, with `price` a JSON number (at most two decimals when generated here).
+ */
+export type SeedProduct = RegistrationJson & { price: number };
 
 /**
  * The seed's sample message byte for byte, as produce_message.py sent it. Kept as text because

@@ -3,6 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { IHeaders } from "kafkajs";
 import { ProductRegistrationSchema } from "#gen/products/v1/events_pb.js";
 import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
+import { decimalText } from "#platform/decimal-text.js";
 import { RecordError } from "./errors.js";
 
 /** The parts of a Kafka record the transformation reads. */
@@ -15,16 +16,22 @@ export interface InputRecord {
 
 export type ParsedRecord = { ok: true; product: Product } | { ok: false; error: RecordError };
 
-/** The seed producer's JSON, field by field. */
-interface Registration {
+/**
+ * The seed producer's JSON message on the input topic, field by field: the input contract. `price`
+ * is a JSON number as the seed sent it (100.0), or a decimal string.
+ */
+export interface RegistrationJson {
   productId: string;
   productName: string;
   productDescription: string;
-  price: string;
+  price: number | string;
   currency: string;
   stockQuantity: number;
   category: string;
 }
+
+/** A registration read from either format, its price as decimal text. */
+type Registration = Omit<RegistrationJson, "price"> & { price: string };
 
 const PROTOBUF_TYPES = new Set(["application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf"]);
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/;
@@ -153,10 +160,8 @@ function nonEmptyString(value: unknown): string {
 }
 
 /**
- * The seed sends price as a JSON number (100.0). A double's shortest round-trip text (String(n)) is
- * exactly the decimal the producer wrote for up to 15 significant digits, the most the API stores,
- * so 19.99 becomes "19.99", never 19.989999…. A decimal string is accepted as well (the protobuf
- * JSON form) and passed through.
+ * The seed sends price as a JSON number (100.0), read as the decimal it wrote (decimalText). A
+ * decimal string is accepted as well (the protobuf JSON form) and passed through.
  */
 function price(value: unknown): string {
   if (typeof value === "string") {
@@ -165,8 +170,8 @@ function price(value: unknown): string {
   }
   if (typeof value !== "number") throw new Error(`expected a number or a decimal string, got ${describe(value)}`);
   if (!Number.isFinite(value)) throw new Error("must be a finite number");
-  const text = String(value);
-  if (/e/i.test(text)) throw new Error(`${text} is out of range for a price`);
+  const text = decimalText(value);
+  if (text === undefined) throw new Error(`${String(value)} is out of range for a price`);
   return text;
 }
 

@@ -1,3 +1,5 @@
+import { decimalText } from "#platform/decimal-text.js";
+
 /**
  * Money amounts travel as decimal strings and are stored as NUMERIC(15,4), so "19.99" stays
  * "19.99". Fifteen significant digits is also what a JSON number holds exactly, which keeps the
@@ -35,8 +37,8 @@ export function parseAmount(text: string): ParsedAmount {
  */
 export function amountFromNumber(value: number): ParsedAmount {
   if (!Number.isFinite(value)) return { ok: false, reason: "must be a finite number" };
-  const text = String(value);
-  if (/e/i.test(text)) {
+  const text = decimalText(value);
+  if (text === undefined) {
     return Math.abs(value) < 1
       ? { ok: false, reason: `must have at most ${AMOUNT_MAX_SCALE} decimal places` }
       : { ok: false, reason: `must be less than 10^${AMOUNT_MAX_INTEGER_DIGITS}` };
