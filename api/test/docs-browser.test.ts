@@ -7,7 +7,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { ProductService } from "#gen/products/v1/product_service_pb.js";
-import type { OpenApiDocument } from "../src/rest/openapi.js";
+import type { OpenApiDocument } from "../src/rest/openapi-document.js";
 import { startTestApi, type TestApi } from "./test-api.js";
 
 const CHROMIUM = "/usr/bin/chromium";
