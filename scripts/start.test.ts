@@ -184,6 +184,9 @@ describe("npm start @integration", function () {
         TRANSFORMED_TOPIC: topics.persisted,
         ERROR_TOPIC_NAME: topics.errors,
         KAFKA_GROUP_ID: group,
+        // A scheduler killed here leaves its group member behind until the session expires.
+        KAFKA_SESSION_TIMEOUT_MS: "6000",
+        KAFKA_HEARTBEAT_INTERVAL_MS: "1000",
         OUTBOX_POLL_INTERVAL_MS: "200",
       };
     };

@@ -12,12 +12,14 @@ import { openDatabase } from "./db/open-database.js";
 import { createOutboxRelay } from "./events/outbox-relay.js";
 import { createOutboxSignal } from "./events/outbox-signal.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
+import { createHttpTranscoder } from "./http/http-transcoder.js";
 import { serveRpcOverHttp2 } from "./http/http2-rpc-adapter.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { createProductCatalog } from "./products/product-catalog.js";
 import { createProductRepository, type ProductRepository } from "./products/product-repository.js";
-import { createDocsRouter } from "./rest/openapi.js";
-import { createRestRouter } from "./rest/rest-routes.js";
+import { createDocsRouter } from "./rest/docs-router.js";
+import { buildOpenApiDocument } from "./rest/openapi-document.js";
+import { productHttp } from "./rest/product-http.js";
 import { createAuthInterceptor, createObservabilityInterceptor } from "./rpc/interceptors.js";
 import { createProductServiceImpl } from "./rpc/product-service-impl.js";
 import { createRpcRouter } from "./rpc/rpc-router.js";
@@ -183,7 +185,7 @@ function createExpressApp(
   app.get("/metrics", async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-  app.use(createDocsRouter());
-  app.use(createRestRouter({ impl, isAuthorized, maxBodyBytes: config.maxBodyBytes }));
+  app.use(createDocsRouter(buildOpenApiDocument(productHttp)));
+  app.use(createHttpTranscoder(productHttp, { impl, isAuthorized, maxBodyBytes: config.maxBodyBytes }));
   return app;
 }

@@ -37,8 +37,15 @@ export function invalidArgument(
   violations: readonly FieldViolation[],
   subject: "product" | "request" = "product",
 ): ApiError {
-  const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
-  return new ApiError("invalid_argument", `invalid ${subject}: ${summary}`, violations);
+  return new ApiError("invalid_argument", invalidArgumentMessage(subject, violations), violations);
+}
+
+/**
+ * "invalid <subject>: <field>: <description>; …", the one wording of every invalid_argument, so
+ * that errors raised at the HTTP edge read like the use cases' own.
+ */
+export function invalidArgumentMessage(subject: string, violations: readonly FieldViolation[]): string {
+  return `invalid ${subject}: ${violations.map((v) => `${v.field}: ${v.description}`).join("; ")}`;
 }
 
 /** Turns anything thrown into an ApiError; unknown errors become a bare "internal". */

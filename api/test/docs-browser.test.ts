@@ -8,7 +8,7 @@ import { expect } from "chai";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { ProductService } from "#gen/products/v1/product_service_pb.js";
 import { startTestApi, type TestApi } from "../../test/support/api.js";
-import type { OpenApiDocument } from "../src/rest/openapi.js";
+import type { OpenApiDocument } from "../src/rest/openapi-document.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_MISSING =

@@ -39,6 +39,8 @@ const KAFKA_START_TIMEOUT_MS = 300_000;
 const POSTGRES_START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 45_000;
 const CLEANUP_TIMEOUT_MS = 20_000;
+/** Longest wait for a test's killed consumer to leave its group (its session timeout, plus margin). */
+const GROUP_EMPTY_WAIT_MS = 15_000;
 /** How long after the root afterAll the process may take to exit on its own. */
 const WATCHDOG_MS = 10_000;
 
@@ -274,10 +276,42 @@ async function deleteRunTopicsAndGroups(brokers: string, runId: string): Promise
     // Groups outlive their consumers by design (committed offsets); no test deletes its own.
     const { groups } = await admin.listGroups();
     const ours = groups.map((group) => group.groupId).filter((name) => isRunScopedName(name, runId));
-    if (ours.length > 0) await admin.deleteGroups(ours);
+    if (ours.length > 0) await deleteGroupsOnceEmpty(admin, ours);
     return topics;
   } finally {
     await admin.disconnect();
+  }
+}
+
+/** Kafka's NON_EMPTY_GROUP: a member is still in the group (a killed consumer, until its session expires). */
+const NON_EMPTY_GROUP = 68;
+const GROUP_GONE = 69; // GROUP_ID_NOT_FOUND: deleted meanwhile
+
+/**
+ * Deletes the groups, waiting for the ones that still have a member (a consumer a test killed stays
+ * a member until its session times out) until GROUP_EMPTY_WAIT_MS; other failures throw.
+ */
+async function deleteGroupsOnceEmpty(admin: ReturnType<typeof adminFor>, groupIds: string[]): Promise<void> {
+  const deadline = Date.now() + GROUP_EMPTY_WAIT_MS;
+  let pending = groupIds;
+  for (;;) {
+    try {
+      await admin.deleteGroups(pending);
+      return;
+    } catch (error) {
+      const failed = (error as { groups?: { groupId: string; errorCode: number }[] }).groups;
+      if (failed === undefined || failed.some((group) => ![NON_EMPTY_GROUP, GROUP_GONE].includes(group.errorCode))) {
+        throw error;
+      }
+      pending = failed.filter((group) => group.errorCode === NON_EMPTY_GROUP).map((group) => group.groupId);
+      if (pending.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `consumer groups still have members after ${GROUP_EMPTY_WAIT_MS / 1000} s: ${pending.join(", ")}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
 }
 

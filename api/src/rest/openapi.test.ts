@@ -1,14 +1,15 @@
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { expect } from "chai";
+import { ProductService } from "#gen/products/v1/product_service_pb.js";
 import { startTestApi, type TestApi } from "../../../test/support/api.js";
 import { seedProductJson } from "../../../test/support/seed.js";
 import { uniqueId } from "../../../test/support/unique-names.js";
+import { httpRoutes } from "../http/http-routes.js";
 import { AMOUNT_MAX_PRECISION, AMOUNT_MAX_SCALE } from "../products/decimal.js";
 import { MAX_PAGE_SIZE } from "../products/product-catalog.js";
 import { LIMITS } from "../products/validation.js";
-import type { OpenApiDocument } from "./openapi.js";
-import { restRoutes } from "./rest-routes.js";
+import type { OpenApiDocument } from "./openapi-document.js";
 
 /** Where ajv files the document, so that its "#/components/..." references resolve. */
 const DOCUMENT_ID = "https://product-api.test/openapi.json";
@@ -100,8 +101,8 @@ describe("OpenAPI document and docs @integration", () => {
       expect(document.components.securitySchemes.bearer).to.include({ type: "http", scheme: "bearer" });
     });
 
-    it("when compared with restRoutes(), then every route is documented with its RPC name and path parameters", () => {
-      const routes = restRoutes();
+    it("when compared with httpRoutes(), then every route is documented with its RPC name and path parameters", () => {
+      const routes = httpRoutes(ProductService);
       expect(routes).to.not.have.length(0);
       for (const route of routes) {
         const operation = document.paths[route.template]?.[route.verb];

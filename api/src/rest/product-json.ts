@@ -9,9 +9,9 @@ import { LIMITS } from "../products/validation.js";
  * The REST body of a product, the original project's shape:
  * {"id","name","description","pricing":{"amount":100.0,"currency"},"availability":{"quantity","timestamp"},"category"}
  * plus the server-set "version", "created_at" and "updated_at" on output. Amounts are JSON numbers
- * (exact: see decimal.ts) and also accepted as decimal strings.
+ * (exact: see decimal.ts) and also accepted as decimal strings. A type, not an interface: it is a JsonValue.
  */
-export interface ProductJson {
+export type ProductJson = {
   id: string;
   name: string;
   description: string;
@@ -21,8 +21,9 @@ export interface ProductJson {
   version: number;
   created_at: string;
   updated_at: string;
-}
+};
 
+/** A stored product in the REST shape; amounts as exact JSON numbers, timestamps to the microsecond. */
 export function productToJson(product: Product): ProductJson {
   return {
     id: product.id,

@@ -12,8 +12,7 @@ export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
 
 /**
  * ProductService over Connect, gRPC and gRPC-Web. Handlers only translate: the use cases decide.
- * The REST routes call these same handlers (see rest/rest-routes.ts), so they do not use the
- * handler context.
+ * REST calls these same handlers (http/http-transcoder.ts with rest/product-http.ts).
  */
 export function createProductServiceImpl(catalog: ProductCatalog): ProductServiceImpl {
   return {
