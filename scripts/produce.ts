@@ -21,6 +21,7 @@ import type { Message } from "kafkajs";
 import { destination, pino } from "pino";
 import { ConfigError, createEnvReader, LOG_LEVELS } from "#platform/env.js";
 import {
+  classifyKafkaError,
   createIdempotentProducer,
   createKafka,
   ensureTopics,
@@ -287,7 +288,13 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`produce: ${error.message}\n${error instanceof UsageError ? `${USAGE}\n` : ""}`);
       process.exitCode = 2;
     } else {
-      process.stderr.write(`produce: failed: ${error instanceof Error ? error.message : String(error)}\n`);
+      // Say when retrying cannot help: the broker refuses the records for their size, or the client.
+      const why = {
+        too_large: " (too large for the broker: send fewer or smaller records)",
+        fatal: " (not retriable)",
+        retriable: "",
+      }[classifyKafkaError(error)];
+      process.stderr.write(`produce: failed: ${error instanceof Error ? error.message : String(error)}${why}\n`);
       process.exitCode = 1;
     }
   },

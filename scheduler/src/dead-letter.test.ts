@@ -1,6 +1,12 @@
 import { expect } from "chai";
-import type { KafkaMessage } from "kafkajs";
-import { DLT_HEADERS, deadLetterHeaders, parseDeadLetterHeaders } from "./dead-letter.js";
+import { KafkaJSProtocolError, type KafkaMessage, type Producer } from "kafkajs";
+import {
+  createDeadLetterPublisher,
+  DeadLetterPublishError,
+  DLT_HEADERS,
+  deadLetterHeaders,
+  parseDeadLetterHeaders,
+} from "./dead-letter.js";
 import { RecordError } from "./errors.js";
 
 describe("dead-letter headers", () => {
@@ -53,5 +59,40 @@ describe("dead-letter headers", () => {
       attempts: 1,
       failedAt: "2024-07-01T00:00:00.000Z",
     });
+  });
+});
+
+describe("createDeadLetterPublisher", () => {
+  const letter = {
+    topic: "cadastro-produtos",
+    partition: 0,
+    message: { key: null, value: Buffer.from("x"), timestamp: "0", attributes: 0, offset: "0" } as KafkaMessage,
+    error: new RecordError("invalid_json", "value is not JSON"),
+    attempts: 1,
+  };
+  const refusing = (error: Error) => ({ send: () => Promise.reject(error) }) as unknown as Producer;
+
+  it("when the broker refuses the dead letter for its size, then the publish error says too_large", async () => {
+    const tooLarge = new KafkaJSProtocolError({
+      message: "The request included a message larger than the max message size the server will accept",
+      type: "MESSAGE_TOO_LARGE",
+      code: 10,
+      retriable: false,
+    } as unknown as string);
+    const publisher = createDeadLetterPublisher(refusing(tooLarge), { topic: "erro-produtos", groupId: "g" });
+    const error = await publisher.publish([letter]).then(
+      () => expect.fail("published"),
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(DeadLetterPublishError).with.property("kafkaErrorClass", "too_large");
+  });
+
+  it("when the broker is away, then the publish error is retriable", async () => {
+    const publisher = createDeadLetterPublisher(refusing(new Error("connect ECONNREFUSED")), {
+      topic: "erro-produtos",
+      groupId: "g",
+    });
+    const error = await publisher.publish([letter]).catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(DeadLetterPublishError).with.property("kafkaErrorClass", "retriable");
   });
 });

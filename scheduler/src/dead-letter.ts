@@ -1,4 +1,5 @@
 import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
+import { classifyKafkaError, type KafkaErrorClass } from "#platform/kafka.js";
 import type { RecordError } from "./errors.js";
 
 /**
@@ -49,9 +50,13 @@ export interface DeadLetter {
 
 /** Publishing failed; the records were not dead-lettered and their offsets must not move. */
 export class DeadLetterPublishError extends Error {
+  /** What the broker's refusal means: only `retriable` can succeed as it is (platform/kafka.ts). */
+  readonly kafkaErrorClass: KafkaErrorClass;
+
   constructor(count: number, options: { cause: unknown }) {
     super(`could not publish ${count} dead letter(s): ${(options.cause as Error)?.message ?? options.cause}`, options);
     this.name = "DeadLetterPublishError";
+    this.kafkaErrorClass = classifyKafkaError(options.cause);
   }
 }
 

@@ -1,4 +1,5 @@
 import { backoffDelay, sleep } from "#platform/backoff.js";
+import { classifyKafkaError } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import type { OutboxRow } from "./product-persisted.js";
 
@@ -143,7 +144,10 @@ export function createOutboxRelayLoop(ports: OutboxRelayPorts, options: OutboxRe
         return true;
       } catch (error) {
         const backoffMs = backoffDelay(attempt, settings.publishBackoff, timing.random);
-        logger.warn({ err: error, attempt, backoffMs, pending: rows.length }, "event publish failed; retrying");
+        logger.warn(
+          { err: error, kafkaErrorClass: classifyKafkaError(error), attempt, backoffMs, pending: rows.length },
+          "event publish failed; retrying",
+        );
         metrics.eventPublishFailures.inc();
         await timing.sleep(backoffMs, stopSignal);
         if (stopSignal.aborted) return false;
