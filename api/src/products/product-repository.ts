@@ -30,6 +30,13 @@ export interface ProductRepository {
 const CONTENT_COLUMNS = ["name", "description", "amount", "currency", "quantity", "availability_at", "category"];
 
 /**
+ * The columns a write returns, its event carries and the reads select: listed rather than `*`, so
+ * that a migration adding a column changes neither the prepared upsert's result type (PostgreSQL
+ * would refuse to run it, 0A000) nor the event payload consumers see.
+ */
+export const PRODUCT_COLUMNS = ["id", ...CONTENT_COLUMNS, "version", "created_at", "updated_at"];
+
+/**
  * One statement per round: a write is applied only when it is not older than the stored
  * availability and actually changes something, so replays, duplicates and late arrivals change
  * nothing and concurrent upserts of one id never fail. Each applied write adds its event to the
@@ -46,10 +53,10 @@ WITH written AS (
   WHERE p.availability_at <= excluded.availability_at
     AND (${CONTENT_COLUMNS.map((c) => `p.${c}`).join(", ")})
         IS DISTINCT FROM (${CONTENT_COLUMNS.map((c) => `excluded.${c}`).join(", ")})
-  RETURNING p.*, (xmax = 0) AS inserted
+  RETURNING ${PRODUCT_COLUMNS.map((c) => `p.${c}`).join(", ")}, (xmax = 0) AS inserted
 ), outbox AS (
   INSERT INTO product_events (product_id, version, product)
-  SELECT id, version, jsonb_set(to_jsonb(written) - 'inserted', '{amount}', to_jsonb(amount::text))
+  SELECT id, version, jsonb_build_object(${PRODUCT_COLUMNS.map((c) => `'${c}', ${c === "amount" ? "amount::text" : c}`).join(", ")})
   FROM written ORDER BY id
 )
 SELECT * FROM written`;
@@ -68,13 +75,66 @@ function numberPlaceholders(sql: string): string {
 
 type WrittenRow = Record<string, unknown> & { inserted: boolean };
 
-async function runUpsert(db: Knex | Knex.Transaction, values: unknown[]): Promise<WrittenRow[]> {
+/** How runUpsert sends the statement: prepared once per connection, or parsed afresh (no name). */
+type UpsertMode = "prepared" | "one-off";
+
+/** pg's per-connection record of the named statements it has parsed (pg/lib/client.js). */
+type PgClient = pg.ClientBase & { connection?: { parsedStatements?: Record<string, string> } };
+
+/**
+ * Connections whose prepared upsert went stale inside a transaction: the error aborted it, so the
+ * statement can only be dropped at the connection's next use, after the rollback.
+ */
+const stalePlans = new WeakSet<PgClient>();
+
+async function runUpsert(db: Knex | Knex.Transaction, values: unknown[], mode: UpsertMode): Promise<WrittenRow[]> {
   // In a transaction, knex's client hands out the transaction's connection.
-  const connection = (await db.client.acquireConnection()) as pg.ClientBase;
+  const connection = (await db.client.acquireConnection()) as PgClient;
+  const run = async () =>
+    (
+      await connection.query<WrittenRow>(
+        mode === "prepared" ? { ...UPSERT_STATEMENT, values } : { text: UPSERT_STATEMENT.text, values },
+      )
+    ).rows;
   try {
-    return (await connection.query<WrittenRow>({ ...UPSERT_STATEMENT, values })).rows;
+    if (mode === "prepared" && stalePlans.has(connection)) await forgetUpsert(connection);
+    try {
+      return await run();
+    } catch (error) {
+      if (mode !== "prepared" || !isStalePlan(error)) throw error;
+      if (db.isTransaction) {
+        stalePlans.add(connection);
+        throw error;
+      }
+      // Not in a transaction, nothing was written: prepare again and retry once on this connection.
+      await forgetUpsert(connection);
+      return await run();
+    }
   } finally {
     await db.client.releaseConnection(connection);
+  }
+}
+
+/**
+ * SQLSTATE 0A000 from the prepared upsert: a migration changed the type of a column it returns
+ * (e.g. widened a varchar), so PostgreSQL refuses the cached plan until the statement is prepared again.
+ */
+function isStalePlan(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === "0A000";
+}
+
+/** Drops the prepared upsert on this connection, in PostgreSQL and in pg's cache, so its next use prepares it. */
+async function forgetUpsert(connection: PgClient): Promise<void> {
+  const parsed = connection.connection?.parsedStatements;
+  // Without pg's cache, pg would bind the dropped statement forever: fail loudly instead.
+  if (!parsed) throw new Error("pg client exposes no parsedStatements: cannot re-prepare the upsert");
+  try {
+    // It exists: this connection's last use of it failed with 0A000, not 26000 (no such statement).
+    await connection.query(`DEALLOCATE ${UPSERT_STATEMENT.name}`);
+  } finally {
+    // Even if DEALLOCATE failed: the connection is then broken or the statement gone, and a parse is right.
+    delete parsed[UPSERT_STATEMENT.name];
+    stalePlans.delete(connection);
   }
 }
 
@@ -84,11 +144,14 @@ export interface ProductStoreOptions {
 }
 
 export function createProductRepository(knex: Knex, options: ProductStoreOptions = {}): ProductRepository {
-  const upsertRound = async (db: Knex | Knex.Transaction, round: Product[]) => {
-    const rows = await runUpsert(db, upsertBindings(round));
+  const upsertRound = async (db: Knex | Knex.Transaction, round: Product[], mode: UpsertMode) => {
+    const rows = await runUpsert(db, upsertBindings(round), mode);
     const written = new Map(rows.map((row) => [row.id as string, row]));
     const missing = round.filter((p) => !written.has(p.id)).map((p) => p.id);
-    const current = missing.length > 0 ? await ProductRow.query(db).whereIn("id", missing) : ([] as ProductRow[]);
+    const current =
+      missing.length > 0
+        ? await ProductRow.query(db).select(PRODUCT_COLUMNS).whereIn("id", missing)
+        : ([] as ProductRow[]);
     const stored = new Map(current.map((row) => [row.id, row]));
     return round.map((product): WriteResult => {
       const row = written.get(product.id);
@@ -110,14 +173,22 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
     upsert: (products) =>
       withDatabaseErrors(async () => {
         const rounds = splitIntoRounds(products);
+        const inTransaction = (mode: UpsertMode) =>
+          knex.transaction(async (trx) => {
+            const all: WriteResult[] = [];
+            for (const round of rounds) all.push(...(await upsertRound(trx, round, mode)));
+            return all;
+          });
+        // A stale plan aborts the transaction: run it once more with plans made now, as the next
+        // connection may be stale too.
+        const retryFresh = (error: unknown) => {
+          if (!isStalePlan(error)) throw error;
+          return inTransaction("one-off");
+        };
         const results =
           rounds.length === 1
-            ? await upsertRound(knex, rounds[0] ?? [])
-            : await knex.transaction(async (trx) => {
-                const all: WriteResult[] = [];
-                for (const round of rounds) all.push(...(await upsertRound(trx, round)));
-                return all;
-              });
+            ? await upsertRound(knex, rounds[0] ?? [], "prepared")
+            : await inTransaction("prepared").catch(retryFresh);
         if (results.some((r) => r.outcome === WriteOutcome.CREATED || r.outcome === WriteOutcome.UPDATED)) {
           options.onEventsWritten?.();
         }
@@ -126,13 +197,14 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
 
     get: (id) =>
       withDatabaseErrors(async () => {
-        const row = await ProductRow.query(knex).findById(id);
+        const row = await ProductRow.query(knex).select(PRODUCT_COLUMNS).findById(id);
         return row ? rowToProduct(row) : undefined;
       }),
 
     list: (pageSize, after) =>
       withDatabaseErrors(async () => {
         const query = ProductRow.query(knex)
+          .select(PRODUCT_COLUMNS)
           .orderBy([{ column: "created_at" }, { column: "id" }])
           .limit(pageSize + 1);
         if (after) query.whereRaw("(created_at, id) > (?::timestamptz, ?)", [after.createdAt, after.id]);
