@@ -122,11 +122,22 @@ read_pid() {
   echo "$pid"
 }
 
+# pid_alive PID -> 0 if PID is running. A zombie counts as gone: a broker whose starting shell
+# has exited belongs to init, which may reap it late, and kill -0 succeeds on a zombie.
+pid_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -r /proc/self/stat ] || return 0 # no procfs: kill -0 is all there is
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat="${stat##*) }"
+  [ "${stat:0:1}" != Z ]
+}
+
 # Our broker process: pid file points at a live JVM running kafka.Kafka with our config.
 managed_pid() {
   local pid
   pid="$(read_pid)" || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  pid_alive "$pid" || return 1
   if [ -r "/proc/$pid/cmdline" ]; then
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $CONFIG_FILE" || return 1
   fi
@@ -320,6 +331,51 @@ format_storage() {
 
 # --- commands -----------------------------------------------------------------------------
 
+# print_log_tail: the broker log's last lines, for a start that failed.
+print_log_tail() {
+  echo "----- last 40 lines of $BROKER_LOG -----" >&2
+  tail -n 40 "$BROKER_LOG" >&2 || true
+}
+
+# wait_ready PID DEADLINE -> 0 once the broker serves metadata, 1 if PID is gone, 2 at DEADLINE
+# (in $SECONDS).
+wait_ready() {
+  local pid="$1" deadline="$2"
+  while :; do
+    pid_alive "$pid" || return 1
+    if tcp_open "$KAFKA_HOST" "$KAFKA_PORT" && metadata_ok "$KAFKA_HOST" "$KAFKA_PORT"; then
+      return 0
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || return 2
+    sleep 0.5
+  done
+}
+
+# launch_broker: starts the JVM in its own session; sets BROKER_PID from the pid file.
+launch_broker() {
+  # Whatever pid file is left belongs to a broker that is gone (managed_pid said so, e.g. after a
+  # SIGKILL); read as the new broker's, it would make a healthy start look failed.
+  rm -f "$PID_FILE"
+  # setsid: own session, so the broker survives the calling shell / CI step and its Ctrl-C.
+  # The inner shell writes its own pid and execs java, so the pid file names the JVM.
+  java_opts
+  # shellcheck disable=SC2016 # $$/$1/$@ belong to the inner shell
+  setsid nohup bash -c 'echo $$ >"$1" || exit 1; shift; exec "$@"' _ "$PID_FILE" \
+    java "${JAVA_OPTS[@]}" kafka.Kafka "$CONFIG_FILE" >>"$BROKER_LOG" 2>&1 </dev/null 9>&- &
+  local launcher=$!
+  BROKER_PID=""
+  # The child writes the pid file once forked; 10 s leaves room for a loaded machine.
+  for _ in $(seq 1 100); do
+    BROKER_PID="$(read_pid 2>/dev/null)" && break
+    sleep 0.1
+  done
+  if [ -z "$BROKER_PID" ]; then
+    kill -TERM "$launcher" 2>/dev/null || true
+    print_log_tail
+    die "broker did not start (no pid file $PID_FILE after 10s)"
+  fi
+}
+
 cmd_start() {
   local url_host url_port
   read -r url_host url_port < <(broker_url_host_port)
@@ -340,52 +396,52 @@ cmd_start() {
     fi
   fi
 
-  local started=$SECONDS pid
+  local started=$SECONDS pid rc=0
   if pid="$(managed_pid)"; then
     log "broker pid $pid is alive but ${KAFKA_HOST}:${KAFKA_PORT} does not answer yet; waiting for it"
-  else
-    resolve
-    write_config
-    # keep the previous run's log for post-mortems
-    [ -f "$BROKER_LOG" ] && mv -f "$BROKER_LOG" "$BROKER_LOG.1"
-    : >"$BROKER_LOG"
-    format_storage
-    if tcp_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"; then
-      die "port ${KAFKA_HOST}:${KAFKA_CONTROLLER_PORT} (controller) is in use by another process; set KAFKA_CONTROLLER_PORT"
-    fi
-    log "starting Kafka ${KAFKA_VERSION} on ${KAFKA_HOST}:${KAFKA_PORT} (log: $BROKER_LOG)"
-    # setsid: own session, so the broker survives the calling shell / CI step and its Ctrl-C.
-    # The inner shell writes its own pid and execs java, so the pid file names the JVM.
-    java_opts
-    # shellcheck disable=SC2016 # $$/$1/$@ belong to the inner shell
-    setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
-      java "${JAVA_OPTS[@]}" kafka.Kafka "$CONFIG_FILE" >>"$BROKER_LOG" 2>&1 </dev/null 9>&- &
-    # wait for the pid file written by the child
-    for _ in $(seq 1 50); do
-      pid="$(read_pid 2>/dev/null)" && break
-      sleep 0.1
-    done
-    [ -n "${pid:-}" ] || die "broker did not start (no pid file)"
+    wait_ready "$pid" $((SECONDS + KAFKA_START_TIMEOUT)) || rc=$?
+    case "$rc" in
+      0)
+        log "started pid $pid on ${KAFKA_HOST}:${KAFKA_PORT} in $((SECONDS - started))s"
+        return 0
+        ;;
+      # e.g. a broker killed just before: its storage locks are released with it, start afresh
+      1) log "broker pid $pid exited before it answered; starting a new one" ;;
+      *)
+        print_log_tail
+        die "broker pid $pid not ready on ${KAFKA_HOST}:${KAFKA_PORT} after ${KAFKA_START_TIMEOUT}s (still running; '$0 stop' to kill it)"
+        ;;
+    esac
   fi
 
-  local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
-  while :; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "----- last 40 lines of $BROKER_LOG -----" >&2
-      tail -n 40 "$BROKER_LOG" >&2 || true
-      rm -f "$PID_FILE"
+  # Checked before anything is written: the broker could not bind it.
+  if tcp_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"; then
+    die "port ${KAFKA_HOST}:${KAFKA_CONTROLLER_PORT} (controller) is in use by another process; set KAFKA_CONTROLLER_PORT"
+  fi
+  resolve
+  write_config
+  # keep the previous run's log for post-mortems
+  [ -f "$BROKER_LOG" ] && mv -f "$BROKER_LOG" "$BROKER_LOG.1"
+  : >"$BROKER_LOG"
+  format_storage
+  log "starting Kafka ${KAFKA_VERSION} on ${KAFKA_HOST}:${KAFKA_PORT} (log: $BROKER_LOG)"
+  launch_broker
+  pid="$BROKER_PID"
+
+  rc=0
+  wait_ready "$pid" $((SECONDS + KAFKA_START_TIMEOUT)) || rc=$?
+  case "$rc" in
+    0) ;;
+    1)
+      print_log_tail
+      [ "$(read_pid 2>/dev/null)" != "$pid" ] || rm -f "$PID_FILE"
       die "broker process $pid exited during startup"
-    fi
-    if tcp_open "$KAFKA_HOST" "$KAFKA_PORT" && metadata_ok "$KAFKA_HOST" "$KAFKA_PORT"; then
-      break
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "----- last 40 lines of $BROKER_LOG -----" >&2
-      tail -n 40 "$BROKER_LOG" >&2 || true
+      ;;
+    *)
+      print_log_tail
       die "broker pid $pid not ready on ${KAFKA_HOST}:${KAFKA_PORT} after ${KAFKA_START_TIMEOUT}s (still running; '$0 stop' to kill it)"
-    fi
-    sleep 0.5
-  done
+      ;;
+  esac
   log "started pid $pid on ${KAFKA_HOST}:${KAFKA_PORT} in $((SECONDS - started))s"
 }
 
@@ -403,13 +459,16 @@ cmd_stop() {
   log "stopping pid $pid …"
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
+    pid_alive "$pid" || break
     sleep 0.5
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$pid"; then
     log "pid $pid still alive after 30s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
+    for _ in $(seq 1 20); do
+      pid_alive "$pid" || break
+      sleep 0.25
+    done
   fi
   rm -f "$PID_FILE"
   log "stopped"
