@@ -18,6 +18,7 @@ import { createProductCatalog } from "./products/product-catalog.js";
 import { createProductRepository, type ProductRepository } from "./products/product-repository.js";
 import { createDocsRouter } from "./rest/openapi.js";
 import { createRestRouter } from "./rest/rest-routes.js";
+import { createDefaultDeadlineInterceptor } from "./rpc/default-deadline.js";
 import { createAuthInterceptor, createObservabilityInterceptor } from "./rpc/interceptors.js";
 import { createProductServiceImpl } from "./rpc/product-service-impl.js";
 import { createRpcRouter } from "./rpc/rpc-router.js";
@@ -114,9 +115,11 @@ function buildServer(
   const rpcOptions = {
     acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: config.maxBodyBytes,
+    // The cap on a client's deadline, and (the interceptor) the deadline of unary calls that set none.
     maxTimeoutMs: config.maxRpcDeadlineMs,
     interceptors: [
       createObservabilityInterceptor(metrics, logger),
+      createDefaultDeadlineInterceptor(config.maxRpcDeadlineMs),
       createAuthInterceptor((authorization) => isAuthorized(authorization)),
     ],
   };
