@@ -11,7 +11,7 @@ export const CONTRACT_LIMITS = {
   maxBatchItems: 1000,
   /** MAX_BODY_BYTES: the largest request body the API accepts, REST and RPC alike. */
   maxBodyBytes: { variable: "MAX_BODY_BYTES", default: 1024 * 1024, min: 1024, max: 64 * 1024 * 1024 },
-  /** MAX_RPC_DEADLINE_MS: the longest deadline an RPC client may ask for. */
+  /** MAX_RPC_DEADLINE_MS: the longest deadline an RPC client may ask for, and that of unary RPCs asking none. */
   maxRpcDeadlineMs: { variable: "MAX_RPC_DEADLINE_MS", default: 30_000, min: 100, max: 600_000 },
 } as const;
 

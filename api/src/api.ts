@@ -20,6 +20,7 @@ import { createProductRepository, type ProductRepository } from "./products/prod
 import { createDocsRouter } from "./rest/docs-router.js";
 import { buildOpenApiDocument } from "./rest/openapi-document.js";
 import { productHttp } from "./rest/product-http.js";
+import { createDefaultDeadlineInterceptor } from "./rpc/default-deadline.js";
 import { createAuthInterceptor, createObservabilityInterceptor } from "./rpc/interceptors.js";
 import { createProductServiceImpl } from "./rpc/product-service-impl.js";
 import { createRpcRouter } from "./rpc/rpc-router.js";
@@ -116,9 +117,11 @@ function buildServer(
   const rpcOptions = {
     acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: config.maxBodyBytes,
+    // The cap on a client's deadline, and (the interceptor) the deadline of unary calls that set none.
     maxTimeoutMs: config.maxRpcDeadlineMs,
     interceptors: [
       createObservabilityInterceptor(metrics, logger),
+      createDefaultDeadlineInterceptor(config.maxRpcDeadlineMs),
       createAuthInterceptor((authorization) => isAuthorized(authorization)),
     ],
   };

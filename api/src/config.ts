@@ -26,7 +26,7 @@ export interface ApiConfig {
   /** Longest time to receive a request's headers / whole request. */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
-  /** Cap on the deadline an RPC client may ask for. */
+  /** Cap on the deadline an RPC client may ask for, and the deadline of unary RPCs that ask for none. */
   maxRpcDeadlineMs: number;
   /** Time in-flight requests get to finish on SIGTERM before connections are closed. */
   shutdownTimeoutMs: number;

@@ -230,3 +230,49 @@ describe("ProductService over RPC @integration", () => {
     expect(((await connectJson.json()) as { code: string }).code).to.equal("invalid_argument");
   });
 });
+
+describe("RPC deadlines of the running API @integration", () => {
+  const MAX_DEADLINE_MS = 500;
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi({ MAX_RPC_DEADLINE_MS: String(MAX_DEADLINE_MS) });
+  });
+  after(async () => {
+    await api?.close();
+  });
+
+  const transports: [string, () => Transport][] = [
+    ["gRPC over h2c", () => createGrpcTransport({ baseUrl: api.url })],
+    ["Connect over HTTP/1.1", () => createConnectTransport({ baseUrl: api.url, httpVersion: "1.1" })],
+    ["gRPC-Web over HTTP/1.1", () => createGrpcWebTransport({ baseUrl: api.url, httpVersion: "1.1" })],
+  ];
+  for (const [name, transport] of transports) {
+    it(`over ${name}: a call without a deadline gets MAX_RPC_DEADLINE_MS, and one asking for more is refused`, async () => {
+      const client = createClient(ProductService, transport());
+      // The products table locked: the write waits for as long as the test holds the lock.
+      const lock = await api.knex.transaction();
+      try {
+        await lock.raw("LOCK TABLE products IN ACCESS EXCLUSIVE MODE");
+        const started = Date.now();
+        const slow = await client
+          .batchCreateProducts({ requests: [{ product: newProduct() }] })
+          .catch((e: unknown) => ConnectError.from(e));
+        expect(slow).to.be.instanceOf(ConnectError).with.property("code", Code.DeadlineExceeded);
+        expect(Date.now() - started, "ms until deadline_exceeded")
+          .to.be.at.least(MAX_DEADLINE_MS)
+          .and.below(5000);
+      } finally {
+        await lock.rollback();
+      }
+      const refused = await client
+        .batchCreateProducts({ requests: [{ product: newProduct() }] }, { timeoutMs: 2 * MAX_DEADLINE_MS })
+        .catch((e: unknown) => ConnectError.from(e));
+      expect(refused).to.be.instanceOf(ConnectError).with.property("code", Code.InvalidArgument);
+      expect((refused as ConnectError).rawMessage).to.equal(
+        `timeout ${2 * MAX_DEADLINE_MS}ms must be <= ${MAX_DEADLINE_MS}`,
+      );
+      const { results } = await client.batchCreateProducts({ requests: [{ product: newProduct() }] });
+      expect(results[0]?.result.case, "a quick call without a deadline").to.equal("response");
+    });
+  }
+});

@@ -21,7 +21,7 @@ export type ItemResult =
 export interface ProductApi {
   /**
    * Upserts the products in order, in one API transaction, and returns one result per product.
-   * Throws a ConnectError when the call as a whole fails; see isPermanentApiError.
+   * Throws a ConnectError when the call as a whole fails; see isPermanentItemError.
    */
   batchCreate(products: readonly Product[]): Promise<ItemResult[]>;
   /** Closes pooled connections. */
@@ -129,18 +129,11 @@ function createTransport(
 }
 
 /**
- * Errors that say the input is wrong, so retrying cannot help: the record is dead-lettered. Every
- * other code is retried: unavailable, deadline_exceeded, resource_exhausted and aborted are
- * transient by definition; unauthenticated, permission_denied and unimplemented are deployment
- * mistakes (token, URL, API version) that an operator fixes, after which the same records succeed;
- * internal and unknown are the API's own faults, never the record's (the API reports bad input as
- * invalid_argument), so a valid record must not be dropped because of them.
+ * Item results that say the product is wrong, so retrying cannot help: the record is dead-lettered.
+ * A call that fails as a whole is always retried instead, whatever its code: the API reports a
+ * product's faults per item, so a call-level invalid_argument is the deployment's (a deadline above
+ * MAX_RPC_DEADLINE_MS, a batch above its limit), and internal or unknown are the API's own.
  */
-export function isPermanentApiError(error: ConnectError): boolean {
-  return error.code === Code.InvalidArgument || error.code === Code.OutOfRange;
-}
-
-/** The per-item counterpart of isPermanentApiError for BatchCreateProducts results. */
 export function isPermanentItemError(code: string): boolean {
   return code === "invalid_argument" || code === "out_of_range";
 }

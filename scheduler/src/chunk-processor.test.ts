@@ -163,7 +163,7 @@ function setup(overrides: { config?: Partial<ChunkProcessorDeps["config"]>; cloc
   events.on("committed", (event) => committed.push(event));
   events.on("retrying", (event) => retrying.push(event));
   events.on("dead-lettered", (event) => deadLettered.push(event));
-  const logs: { level: number; msg: string; reason?: string }[] = [];
+  const logs: { level: number; msg: string; reason?: string; err?: { message?: string } }[] = [];
   const logger = pino({ level: "debug" }, { write: (line: string) => logs.push(JSON.parse(line)) });
   const processor = createChunkProcessor({
     api,
@@ -311,47 +311,6 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       });
     }
 
-    for (const code of [Code.InvalidArgument, Code.OutOfRange]) {
-      it(`when the whole call is refused as ${codeToString(code)}, then the products are replayed one at a time and only the culprit is dead-lettered`, async () => {
-        const t = setup();
-        t.api.answer = (ids) => {
-          if (ids.includes("b")) throw refused(code, "product b: name is required");
-          return persisted(ids);
-        };
-        await t.process(records("a", "b", "c"));
-        expect(t.api.calls).to.deep.equal([["a", "b", "c"], ["a"], ["b"], ["c"]]);
-        expect(published(t.deadLetters.publishes)).to.deep.equal([["1:invalid_argument"]]);
-        const letter = t.deadLetters.publishes[0]?.[0];
-        expect(letter?.error.message, "the API's message, without the code").to.equal("product b: name is required");
-        expect(letter?.error.cause).to.be.instanceOf(ConnectError);
-        expect(t.partition.commits).to.deep.equal(["3"]);
-        expect(t.retrying).to.be.empty;
-      });
-    }
-
-    it("when a call of one product is refused as invalid_argument, then it is dead-lettered without a replay", async () => {
-      const t = setup();
-      t.api.answer = () => Promise.reject(refused(Code.InvalidArgument));
-      await t.process(records("a"));
-      expect(t.api.calls).to.deep.equal([["a"]]);
-      expect(published(t.deadLetters.publishes)).to.deep.equal([["0:invalid_argument"]]);
-      expect(t.partition.commits).to.deep.equal(["1"]);
-    });
-
-    it("when a product of the replay fails transiently, then the replay stops there, the products before it are committed and the rest are retried", async () => {
-      const t = setup();
-      t.api.answer = (ids, call) => {
-        if (call === 1) throw refused(Code.InvalidArgument);
-        if (call === 3) throw refused(Code.Unavailable);
-        return persisted(ids);
-      };
-      await t.process(records("a", "b", "c"));
-      expect(t.api.calls).to.deep.equal([["a", "b", "c"], ["a"], ["b"], ["b", "c"]]);
-      expect(t.partition.commits).to.deep.equal(["1", "3"]);
-      expect(t.retrying.map((event) => [event.offset, event.reason])).to.deep.equal([["1", "unavailable"]]);
-      expect(t.deadLetters.publishes).to.be.empty;
-    });
-
     it("when a product is rejected on a later attempt, then its dead letter counts the attempts made", async () => {
       const t = setup();
       t.api.answer = (ids, call) => {
@@ -375,6 +334,66 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       await t.process(records("a", null));
       expect(order).to.deep.equal(["call 1", "call 2", "publish"]);
       expect(t.partition.commits).to.deep.equal(["2"]);
+    });
+  });
+
+  describe("a whole call refused as invalid_argument or out_of_range: the deployment's fault, retried", () => {
+    for (const code of [Code.InvalidArgument, Code.OutOfRange]) {
+      it(`when the whole call is refused as ${codeToString(code)}, then the chunk is retried whole until the API accepts it, never replayed per product nor dead-lettered`, async () => {
+        const t = setup();
+        t.api.answer = (ids, call) => {
+          if (call <= 2) throw refused(code, "requests: must hold at most 1000 items");
+          return persisted(ids);
+        };
+        await t.process(records("a", "b", "c"));
+        expect(t.api.calls).to.deep.equal([
+          ["a", "b", "c"],
+          ["a", "b", "c"],
+          ["a", "b", "c"],
+        ]);
+        expect(t.retrying.map((event) => [event.offset, event.attempt, event.reason])).to.deep.equal([
+          ["0", 1, codeToString(code)],
+          ["0", 2, codeToString(code)],
+        ]);
+        expect(t.deadLetters.publishes).to.be.empty;
+        expect(t.partition.commits).to.deep.equal(["3"]);
+        expect(await t.count("records", { outcome: "persisted" })).to.equal(3);
+      });
+    }
+
+    it("when a call of one product is refused as invalid_argument, then it is retried like a larger call, not dead-lettered", async () => {
+      const t = setup();
+      t.api.answer = (ids, call) => {
+        if (call === 1) throw refused(Code.InvalidArgument);
+        return persisted(ids);
+      };
+      await t.process(records("a"));
+      expect(t.api.calls).to.deep.equal([["a"], ["a"]]);
+      expect(t.retrying.map((event) => event.reason)).to.deep.equal(["invalid_argument"]);
+      expect(t.deadLetters.publishes).to.be.empty;
+      expect(t.partition.commits).to.deep.equal(["1"]);
+    });
+
+    it("when the API refuses the call's deadline (API_TIMEOUT_MS above its MAX_RPC_DEADLINE_MS), then the records are retried until the scheduler stops, logged at error level with the API's message, and nothing is dead-lettered or committed", async () => {
+      const t = setup();
+      const apiMessage = "timeout 2000ms must be <= 1000";
+      t.api.answer = () => Promise.reject(refused(Code.InvalidArgument, apiMessage));
+      t.events.on("retrying", ({ attempt }) => {
+        if (attempt === 8) t.stopping.abort();
+      });
+      await t.process(records("a", "b", "c"));
+      expect(t.api.calls).to.have.length(8);
+      expect(new Set(t.api.calls.map((ids) => ids.join())), "always the whole chunk").to.deep.equal(new Set(["a,b,c"]));
+      expect(t.retrying.map((event) => event.delayMs)).to.deep.equal([100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+      expect(t.retrying.every((event) => event.reason === "invalid_argument" && event.offset === "0")).to.equal(true);
+      expect(t.deadLetters.publishes).to.be.empty;
+      expect(t.deadLettered).to.be.empty;
+      expect(t.partition.commits).to.be.empty;
+      expect(await t.count("retries", { reason: "invalid_argument" })).to.equal(8);
+      expect(await t.count("records", { outcome: "dead_lettered" })).to.equal(0);
+      const retryLogs = t.logs.filter((log) => log.msg === "transient failure, retrying");
+      expect(retryLogs.map((log) => log.level)).to.deep.equal(retryLogs.map(() => 50));
+      expect(retryLogs[0]?.err?.message).to.equal(`[invalid_argument] ${apiMessage}`);
     });
   });
 
@@ -410,7 +429,13 @@ describe("chunk processor: records → API → dead letters → commits", () => 
   });
 
   describe("transient errors: retry with backoff and heartbeats, never dead-letter", () => {
-    const operatorCodes = [Code.Unauthenticated, Code.PermissionDenied, Code.Unimplemented];
+    const operatorCodes = [
+      Code.Unauthenticated,
+      Code.PermissionDenied,
+      Code.Unimplemented,
+      Code.InvalidArgument,
+      Code.OutOfRange,
+    ];
     const transientCodes = [Code.Unavailable, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Aborted];
     const otherCodes = [Code.Canceled, Code.FailedPrecondition, Code.AlreadyExists, Code.NotFound, Code.DataLoss];
     for (const code of [...transientCodes, ...operatorCodes, ...otherCodes]) {

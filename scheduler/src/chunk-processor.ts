@@ -5,7 +5,7 @@ import type { KafkaMessage } from "kafkajs";
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { backoffDelay, sleep } from "#platform/backoff.js";
 import type { Logger } from "#platform/logger.js";
-import { type ItemResult, isPermanentApiError, isPermanentItemError, type ProductApi } from "./api-client.js";
+import { type ItemResult, isPermanentItemError, type ProductApi } from "./api-client.js";
 import type { SchedulerConfig } from "./config.js";
 import { DeadLetterPublishError, type DeadLetterPublisher } from "./dead-letter.js";
 import { RecordError } from "./errors.js";
@@ -79,8 +79,18 @@ export interface ChunkProcessor {
   processBatch(batch: PartitionBatch, partition: PartitionPort): Promise<void>;
 }
 
-/** Retried like the rest, but only a fix of the deployment (token, URL, API version) ends them. */
-const NEEDS_AN_OPERATOR = new Set(["unauthenticated", "permission_denied", "unimplemented"]);
+/**
+ * Retried like the rest, but only a fix of the deployment ends them: token, URL, API version, or
+ * for a whole call refused as invalid_argument/out_of_range, a setting the API refuses (a deadline
+ * above its MAX_RPC_DEADLINE_MS, a batch above its limit). Per-item faults come per item.
+ */
+const NEEDS_AN_OPERATOR = new Set([
+  "unauthenticated",
+  "permission_denied",
+  "unimplemented",
+  "invalid_argument",
+  "out_of_range",
+]);
 
 type ItemState = "pending" | "persisted" | "rejected" | "dead_lettered";
 
@@ -108,12 +118,12 @@ type Failure = { reason: string; error: unknown };
  * - An offset is resolved and committed only once every record up to it is finished: persisted (the
  *   API answered) or dead-lettered (the error topic acknowledged it with acks=-1). A failure leaves
  *   the record and everything after it unresolved, so a restart or another instance reads it again.
- * - Permanent failures (unreadable record, invalid_argument from the API) are dead-lettered at once;
- *   a whole call refused as invalid_argument is replayed one product at a time to find the culprit,
- *   one refused as resource_exhausted is halved.
- *   Anything else is retried with exponential backoff and full jitter, forever, staying inside
- *   eachBatch (kafkajs fetches nothing more for the partition meanwhile) and heartbeating, so the
- *   group does not rebalance because the API is slow or down.
+ * - Permanent failures (an unreadable record, an item result of invalid_argument or out_of_range)
+ *   are dead-lettered at once. A call refused as a whole is never one record's fault (the API
+ *   reports a product's faults in its item result): one refused as resource_exhausted is halved;
+ *   any other, invalid_argument included, is retried with exponential backoff and full jitter,
+ *   forever, staying inside eachBatch (kafkajs fetches nothing more for the partition meanwhile)
+ *   and heartbeating, so the group does not rebalance because the API is slow, down or refusing.
  * - When the scheduler stops, retries end and the unfinished records stay uncommitted.
  * - Errors that are neither (a failed commit or heartbeat during a rebalance, a bug) are thrown to
  *   kafkajs, which rejoins the group or restarts the consumer from the committed offsets.
@@ -190,18 +200,7 @@ class BatchRun {
           (await this.writePending(pending.slice(half), attempt))
         );
       }
-      if (!isPermanentApiError(error)) return { reason: code, error };
-      const [only] = pending;
-      if (only && pending.length === 1) {
-        reject(only, new RecordError("invalid_argument", error.rawMessage, undefined, { cause: error }), attempt);
-        return undefined;
-      }
-      // The call as a whole was refused: find the culprits one product at a time, in order.
-      for (const item of pending) {
-        const failure = await this.writePending([item], attempt);
-        if (failure) return failure;
-      }
-      return undefined;
+      return { reason: code, error };
     }
     for (const [index, item] of pending.entries()) {
       const result = results[index];
