@@ -2,6 +2,7 @@ import { expressConnectMiddleware } from "@connectrpc/connect-express";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import express, { type Express } from "express";
 import type { Knex } from "knex";
+import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
 import { createKafka } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
@@ -104,8 +105,14 @@ function buildServer(
   const isAuthorized = createBearerCheck(config.apiToken);
   const impl = createProductServiceImpl(
     createProductCatalog(repository, {
-      maxInFlight: Math.min(config.dbWriteConcurrency, config.dbPoolMax),
-      maxBatch: CONTRACT_LIMITS.maxBatchItems,
+      coalescing: {
+        maxInFlight: Math.min(config.dbWriteConcurrency, config.dbPoolMax),
+        maxBatch: CONTRACT_LIMITS.maxBatchItems,
+      },
+      clock: { now: Date.now, maxClockSkewMs: config.maxClockSkewMs },
+      onWritten: (results) => {
+        for (const { outcome } of results) metrics.productWrites.inc({ outcome: outcomeLabel(outcome) });
+      },
     }),
   );
   const isReady = () =>
@@ -146,7 +153,12 @@ function buildServer(
     }),
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    http2MaxConcurrentStreams: config.http2MaxConcurrentStreams,
   });
+}
+
+function outcomeLabel(outcome: WriteOutcome): string {
+  return (WriteOutcome[outcome] ?? "unspecified").toLowerCase();
 }
 
 function createExpressApp(

@@ -26,6 +26,10 @@ export interface ApiConfig {
   /** Longest time to receive a request's headers / whole request. */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** How far ahead of this server's clock a product's availability.timestamp may be. */
+  maxClockSkewMs: number;
+  /** HTTP/2: streams a client may have open at once on one connection. */
+  http2MaxConcurrentStreams: number;
   /** Cap on the deadline an RPC client may ask for, and the deadline of unary RPCs that ask for none. */
   maxRpcDeadlineMs: number;
   /** Time in-flight requests get to finish on SIGTERM before connections are closed. */
@@ -65,6 +69,8 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     ...readContractLimits(read),
     headersTimeoutMs: read.int("HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
     requestTimeoutMs: read.int("REQUEST_TIMEOUT_MS", 30_000, 100, 600_000),
+    maxClockSkewMs: read.int("MAX_CLOCK_SKEW_MS", 300_000, 0, 86_400_000),
+    http2MaxConcurrentStreams: read.int("HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
     shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     kafka: readKafkaConfig(read, { clientId: "product-api" }),
     outboxRelay: read.bool("OUTBOX_RELAY", true),

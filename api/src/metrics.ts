@@ -7,6 +7,8 @@ export interface ApiMetrics {
    * HTTP status (REST) or the Connect code name (RPC, "ok" on success).
    */
   requests: Histogram<"protocol" | "route" | "status">;
+  /** Products written, by outcome: created, updated, unchanged, stale (older than the stored row). */
+  productWrites: Counter<"outcome">;
   eventsPublished: Counter;
   eventPublishFailures: Counter;
   /** 1 while this process holds the outbox relay lock. */
@@ -21,6 +23,12 @@ export function createApiMetrics(): ApiMetrics {
     help: "Requests handled, by protocol (rest, connect, grpc, grpc-web), route or procedure, and status.",
     labelNames: ["protocol", "route", "status"],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const productWrites = new Counter({
+    name: "api_product_writes_total",
+    help: "Products written, by outcome: created, updated, unchanged, or stale (older than the stored availability.timestamp, so ignored).",
+    labelNames: ["outcome"],
     registers: [registry],
   });
   const eventsPublished = new Counter({
@@ -38,5 +46,5 @@ export function createApiMetrics(): ApiMetrics {
     help: "1 while this process is the active outbox relay (holds the advisory lock), else 0.",
     registers: [registry],
   });
-  return { registry, requests, eventsPublished, eventPublishFailures, relayActive };
+  return { registry, requests, productWrites, eventsPublished, eventPublishFailures, relayActive };
 }

@@ -17,6 +17,16 @@ async function get(api: TestApi, path: string) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
+/** api_product_writes_total by outcome, as /metrics shows it. */
+async function writesByOutcome(api: TestApi): Promise<Record<string, number>> {
+  const text = await (await fetch(`${api.url}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const [, outcome, value] of text.matchAll(/^api_product_writes_total\{outcome="(\w+)"\} (\d+)$/gm)) {
+    counts[outcome as string] = Number(value);
+  }
+  return counts;
+}
+
 describe("REST API @integration", () => {
   let api: TestApi;
   before(async () => {
@@ -75,6 +85,43 @@ describe("REST API @integration", () => {
       expect(late.status).to.equal(200);
       expect(late.body).to.deep.include({ name: "Nome do Produto", version: 1 });
       expect(late.body.availability.quantity).to.equal(10);
+    });
+
+    it("when availability.timestamp is beyond MAX_CLOCK_SKEW_MS ahead, then 400 names it and nothing is stored", async () => {
+      const id = uniqueId("future");
+      const future = new Date(Date.now() + 300_000 + 60_000).toISOString();
+      const { status, body } = await post(
+        api,
+        seedProductJson({ id, availability: { quantity: 1, timestamp: future } }),
+      );
+      expect(status).to.equal(400);
+      expect(body.error).to.equal("invalid_argument");
+      expect(body.details.map((d: { field: string }) => d.field)).to.deep.equal(["availability.timestamp"]);
+      const { rows } = await api.knex.raw("SELECT count(*)::int AS n FROM products WHERE id = ?", [id]);
+      expect(rows[0].n).to.equal(0);
+      // Within the skew is a producer's clock being slightly ahead: accepted.
+      const near = new Date(Date.now() + 60_000).toISOString();
+      expect(
+        (await post(api, seedProductJson({ id, availability: { quantity: 1, timestamp: near } }))).status,
+      ).to.equal(201);
+    });
+
+    it("counts stale writes in api_product_writes_total", async () => {
+      const id = uniqueId();
+      const before = await writesByOutcome(api);
+      await post(api, seedProductJson({ id, availability: { quantity: 10, timestamp: "2024-07-01T00:00:00Z" } }));
+      await post(api, seedProductJson({ id, availability: { quantity: 10, timestamp: "2024-07-01T00:00:00Z" } }));
+      await post(api, seedProductJson({ id, availability: { quantity: 9, timestamp: "2024-06-30T00:00:00Z" } }));
+      await post(api, seedProductJson({ id, availability: { quantity: 9, timestamp: "2024-06-30T00:00:00Z" } }));
+      await post(api, seedProductJson({ id, availability: { quantity: 8, timestamp: "2024-07-02T00:00:00Z" } }));
+      const after = await writesByOutcome(api);
+      const delta = (outcome: string) => (after[outcome] ?? 0) - (before[outcome] ?? 0);
+      expect({
+        created: delta("created"),
+        unchanged: delta("unchanged"),
+        stale: delta("stale"),
+        updated: delta("updated"),
+      }).to.deep.equal({ created: 1, unchanged: 1, stale: 2, updated: 1 });
     });
 
     it("when 50 clients create the same id at once, then none fails and one row holds version 1", async () => {

@@ -15,9 +15,14 @@ export interface DualProtocolServerOptions {
   http2: Http2StreamHandler;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
-  /** Idle time after which keep-alive connections and HTTP/2 sessions are closed. */
+  /** HTTP/2: streams one session may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  http2MaxConcurrentStreams?: number;
+  /** Idle time after which HTTP/2 sessions are closed. */
   idleTimeoutMs?: number;
 }
+
+/** nghttp2's buffers per session (Node's default is 10); beyond it new streams are refused. */
+const HTTP2_MAX_SESSION_MEMORY_MB = 32;
 
 export interface DualProtocolServer {
   /** Resolves with the bound port (useful with port 0). */
@@ -41,14 +46,23 @@ export function createDualProtocolServer(options: DualProtocolServerOptions): Du
       headersTimeout: options.headersTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
       keepAliveTimeout: 5_000,
+      // Node checks both timeouts only this often (30 s by default), so they would fire up to that late.
+      connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs / 4, options.requestTimeoutMs / 4),
     },
     options.http1,
   );
   // h1 never listens itself: connections are handed to it. Node starts the tracking behind
   // headersTimeout, requestTimeout and closeIdleConnections() on "listening", so start it here.
   h1.emit("listening");
-  const h2 = http2.createServer();
-  h2.on("stream", options.http2);
+  const h2 = http2.createServer({
+    maxSessionMemory: HTTP2_MAX_SESSION_MEMORY_MB,
+    settings: { maxConcurrentStreams: options.http2MaxConcurrentStreams ?? 100 },
+  });
+  h2.on("stream", (stream, headers) => {
+    resetUnfinishedRequest(stream, options.requestTimeoutMs);
+    options.http2(stream, headers);
+  });
+  // A session without activity for this long is destroyed (Node's behaviour with no "timeout" listener).
   h2.setTimeout(idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
@@ -100,4 +114,19 @@ export function createDualProtocolServer(options: DualProtocolServerOptions): Du
       h1.close();
     },
   };
+}
+
+/**
+ * HTTP/1.1's requestTimeout for HTTP/2: a stream whose request has not been fully received (no
+ * END_STREAM from the client) within timeoutMs is reset, so half-sent streams cannot pile up.
+ */
+function resetUnfinishedRequest(stream: http2.ServerHttp2Stream, timeoutMs: number): void {
+  if (stream.state.remoteClose) return;
+  const timer = setTimeout(() => {
+    if (stream.destroyed || stream.state.remoteClose) return;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, timeoutMs);
+  timer.unref();
+  stream.once("end", () => clearTimeout(timer));
+  stream.once("close", () => clearTimeout(timer));
 }

@@ -3,7 +3,7 @@ import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
 import { ApiError, asApiError, invalidArgument } from "../errors.js";
 import type { ListCursor, ProductRepository, WriteResult } from "./product-repository.js";
 import { parseTimestamp } from "./timestamp.js";
-import { validateProduct } from "./validation.js";
+import { type ClockPolicy, validateProduct } from "./validation.js";
 import { createWriteCoalescer, type WriteCoalescerOptions } from "./write-coalescer.js";
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -23,11 +23,24 @@ export interface ProductCatalog {
   list(pageSize: number, pageToken: string): Promise<{ products: Product[]; nextPageToken: string }>;
 }
 
-export function createProductCatalog(repository: ProductRepository, coalescing: WriteCoalescerOptions): ProductCatalog {
-  const write = createWriteCoalescer((products) => repository.upsert(products), coalescing);
+export interface ProductCatalogOptions {
+  coalescing: WriteCoalescerOptions;
+  clock: ClockPolicy;
+  /** Told every write's results, e.g. to count outcomes: a STALE write is persisted, yet changes nothing. */
+  onWritten?: (results: readonly WriteResult[]) => void;
+}
+
+export function createProductCatalog(repository: ProductRepository, options: ProductCatalogOptions): ProductCatalog {
+  const upsert = async (products: readonly Product[]) => {
+    const results = await repository.upsert(products);
+    options.onWritten?.(results);
+    return results;
+  };
+  const write = createWriteCoalescer(upsert, options.coalescing);
+  const validate = (input: Product | undefined) => validateProduct(input, options.clock);
   return {
     async create(input) {
-      const checked = validateProduct(input);
+      const checked = validate(input);
       if (!checked.ok) throw invalidArgument(checked.violations);
       return write(checked.product);
     },
@@ -39,9 +52,9 @@ export function createProductCatalog(repository: ProductRepository, coalescing: 
           "request",
         );
       }
-      const checked = inputs.map(validateProduct);
+      const checked = inputs.map((input) => validate(input));
       const valid = checked.flatMap((c) => (c.ok ? [c.product] : []));
-      const written = valid.length > 0 ? await repository.upsert(valid) : [];
+      const written = valid.length > 0 ? await upsert(valid) : [];
       let next = 0;
       return checked.map((c): BatchItemResult => {
         if (!c.ok) return { ok: false, error: invalidArgument(c.violations) };

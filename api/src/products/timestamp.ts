@@ -64,6 +64,11 @@ export function isValidTimestamp(ts: Timestamp): boolean {
   );
 }
 
+/** Milliseconds since the epoch, sub-millisecond digits dropped; exact for every valid timestamp. */
+export function timestampToMillis(ts: Timestamp): number {
+  return Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000);
+}
+
 function daysInMonth(year: number, month: number): number {
   const lastDay = new Date(0);
   lastDay.setUTCFullYear(year, month, 0);

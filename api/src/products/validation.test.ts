@@ -86,4 +86,35 @@ describe("product validation", () => {
     );
     expect(result.ok && result.product.availability?.timestamp?.nanos).to.equal(123456000);
   });
+
+  describe("with a clock", () => {
+    const now = Date.parse("2024-06-29T12:00:00Z");
+    const clock = { now: () => now, maxClockSkewMs: 300_000 };
+    const at = (text: string) =>
+      validateProduct(product({ availability: { quantity: 1, timestamp: parseTimestamp(text) } }), clock);
+
+    it("accepts timestamps in the past, now, and up to the allowed skew ahead", () => {
+      expect(at("2024-06-29T00:30:03.254878").ok).to.equal(true);
+      expect(at("2024-06-29T12:00:00Z").ok).to.equal(true);
+      expect(at("2024-06-29T12:05:00Z").ok).to.equal(true);
+    });
+
+    it("rejects a timestamp further ahead of the clock than the allowed skew", () => {
+      const result = at("2024-06-29T12:05:00.001Z");
+      expect(result.ok).to.equal(false);
+      if (result.ok) return;
+      expect(result.violations.map((v) => v.field)).to.deep.equal(["availability.timestamp"]);
+      expect(result.violations[0]?.description).to.contain("300000 ms ahead");
+      expect(at("9999-12-31T23:59:59Z").ok).to.equal(false);
+    });
+
+    it("reads the clock at each validation", () => {
+      let current = now;
+      const moving = { now: () => current, maxClockSkewMs: 0 };
+      const later = product({ availability: { quantity: 1, timestamp: parseTimestamp("2024-06-29T12:00:01Z") } });
+      expect(validateProduct(later, moving).ok).to.equal(false);
+      current += 1000;
+      expect(validateProduct(later, moving).ok).to.equal(true);
+    });
+  });
 });

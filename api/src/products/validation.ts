@@ -2,7 +2,7 @@ import { clone } from "@bufbuild/protobuf";
 import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import type { FieldViolation } from "../errors.js";
 import { parseAmount } from "./decimal.js";
-import { isValidTimestamp, truncateToMicros } from "./timestamp.js";
+import { isValidTimestamp, timestampToMillis, truncateToMicros } from "./timestamp.js";
 
 export const LIMITS = {
   idLength: 128,
@@ -11,6 +11,16 @@ export const LIMITS = {
   categoryLength: 128,
   maxQuantity: 2 ** 31 - 1,
 } as const;
+
+/**
+ * How far ahead of this server's clock availability.timestamp may be. A write dated in the future
+ * would make every later, truthful write STALE, so it is refused instead.
+ */
+export interface ClockPolicy {
+  /** Milliseconds since the epoch (Date.now in production; fixed in tests). */
+  now(): number;
+  maxClockSkewMs: number;
+}
 
 export type ValidationResult = { ok: true; product: Product } | { ok: false; violations: FieldViolation[] };
 
@@ -22,9 +32,10 @@ const CURRENCY = /^[A-Z]{3}$/;
 /**
  * Checks a product sent by a client and returns it in canonical form (amount without superfluous
  * zeros, timestamp truncated to microseconds), or every violation found. Server-set fields
- * (version, created_at, updated_at) are ignored.
+ * (version, created_at, updated_at) are ignored. Without a clock, the timestamp is not checked
+ * against the present (REST uses that to list content errors beside type errors).
  */
-export function validateProduct(input: Product | undefined): ValidationResult {
+export function validateProduct(input: Product | undefined, clock?: ClockPolicy): ValidationResult {
   if (!input) return { ok: false, violations: [{ field: "product", description: "is required" }] };
   const violations: FieldViolation[] = [];
   const fail = (field: string, description: string) => violations.push({ field, description });
@@ -68,6 +79,11 @@ export function validateProduct(input: Product | undefined): ValidationResult {
     if (!timestamp) fail("availability.timestamp", "is required");
     else if (!isValidTimestamp(timestamp)) {
       fail("availability.timestamp", "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z");
+    } else if (clock && timestampToMillis(timestamp) > clock.now() + clock.maxClockSkewMs) {
+      fail(
+        "availability.timestamp",
+        `must not be more than ${clock.maxClockSkewMs} ms ahead of the server's clock (${new Date(clock.now()).toISOString()})`,
+      );
     }
   }
   if (violations.length > 0) return { ok: false, violations };
