@@ -144,6 +144,20 @@ describe("ProductService over RPC @integration", () => {
     expect((await client.getProduct({ id })).product?.version).to.equal(3n);
   });
 
+  it("BatchCreateProducts refuses only the item dated beyond MAX_CLOCK_SKEW_MS ahead", async () => {
+    const client = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
+    const future = newProduct();
+    future.availability!.timestamp = timestampFromDate(new Date(Date.now() + 3_600_000));
+    const fine = newProduct();
+    const { results } = await client.batchCreateProducts({ requests: [{ product: future }, { product: fine }] });
+    expect(results.map((r) => r.result.case)).to.deep.equal(["error", "response"]);
+    const error = results[0]?.result.case === "error" ? results[0].result.value : undefined;
+    expect(error?.code).to.equal("invalid_argument");
+    expect(error?.fieldViolations.map((v) => v.field)).to.deep.equal(["availability.timestamp"]);
+    const missing = await client.getProduct({ id: future.id }).catch((e: unknown) => e);
+    expect(missing).to.be.instanceOf(ConnectError).with.property("code", Code.NotFound);
+  });
+
   it("rejects requests over 1 MiB with resource_exhausted", async () => {
     const client = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
     const product = newProduct();
