@@ -1,0 +1,123 @@
+import { ConnectError } from "@connectrpc/connect";
+import { expect } from "chai";
+import { decodeUtf8, numberLiteral, parseJson, unsupportedContentType } from "./json-body.js";
+
+describe("parseJson", () => {
+  const valid = [
+    "{}",
+    "[]",
+    "0",
+    "-0",
+    '"x"',
+    "true",
+    "false",
+    "null",
+    ' { "a" : [ 1 , 2.5e-3 , -0.0 , "b\\u00e9\\n" , { } , [ ] , null , true ] } ',
+    '{"a":1,"a":2}',
+    '{"__proto__":{"x":1}}',
+    '"\\ud83d\\ude42 \\" \\\\ \\/ \\b\\f\\r\\t"',
+    '{"é":"☕"}',
+    "1E+2",
+  ];
+  for (const text of valid) {
+    it(`reads ${text} as JSON.parse does`, () => {
+      expect(parseJson(text)).to.deep.equal(JSON.parse(text));
+    });
+  }
+
+  const invalid = [
+    "",
+    " ",
+    "{",
+    '{"a":1,}',
+    "[1,]",
+    "01",
+    "1.",
+    ".5",
+    "+1",
+    "NaN",
+    "'a'",
+    '"a',
+    '"\t"',
+    '"\\x"',
+    "{a:1}",
+    "tru",
+    "nulll",
+    "[1] 2",
+    '{"a" 1}',
+  ];
+  for (const text of invalid) {
+    it(`refuses ${JSON.stringify(text)}, as JSON.parse does`, () => {
+      expect(() => JSON.parse(text)).to.throw(SyntaxError);
+      expect(() => parseJson(text)).to.throw(SyntaxError);
+    });
+  }
+
+  it("keeps each number's literal text beside its value, the last one for a repeated key", () => {
+    const json = parseJson('{"pricing":{"amount":19.999999999999999,"n":1e2},"list":[100.0],"d":1,"d":2.50}') as {
+      pricing: Record<string, unknown>;
+      list: unknown[];
+    } & Record<string, unknown>;
+    expect(json.pricing.amount).to.equal(20);
+    expect(numberLiteral(json.pricing, "amount")).to.equal("19.999999999999999");
+    expect(numberLiteral(json.pricing, "n")).to.equal("1e2");
+    expect(numberLiteral(json.list, "0")).to.equal("100.0");
+    expect(numberLiteral(json, "d")).to.equal("2.50");
+    expect(numberLiteral(json, "pricing")).to.equal(undefined);
+    expect(numberLiteral({ amount: 1 }, "amount")).to.equal(undefined);
+  });
+
+  it("forgets a literal when a repeated key is not a number the second time", () => {
+    const json = parseJson('{"a":1.0,"a":"x"}') as object;
+    expect(numberLiteral(json, "a")).to.equal(undefined);
+  });
+
+  it("makes __proto__ an own property, never the prototype", () => {
+    const json = parseJson('{"__proto__":{"polluted":true}}') as Record<string, unknown>;
+    expect(Object.getPrototypeOf(json)).to.equal(Object.prototype);
+    expect(Object.keys(json)).to.deep.equal(["__proto__"]);
+    expect((json as { polluted?: unknown }).polluted).to.equal(undefined);
+  });
+
+  it("refuses nesting deeper than 512 levels instead of overflowing the stack", () => {
+    expect(parseJson(`${"[".repeat(512)}${"]".repeat(512)}`)).to.be.an("array");
+    expect(() => parseJson(`${"[".repeat(100_000)}${"]".repeat(100_000)}`)).to.throw(SyntaxError);
+  });
+});
+
+describe("decodeUtf8", () => {
+  it("decodes UTF-8, keeping a leading U+FEFF, and refuses invalid sequences with invalid_argument", () => {
+    expect(decodeUtf8(Buffer.from("\ufeffCafé ☕ 🙂"))).to.equal("\ufeffCafé ☕ 🙂");
+    for (const bytes of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xc0, 0x80], [0xf4, 0x90, 0x80, 0x80]]) {
+      expect(() => decodeUtf8(Uint8Array.from(bytes)), `${bytes}`)
+        .to.throw(ConnectError)
+        .with.property("rawMessage", "request body is not valid UTF-8");
+    }
+  });
+});
+
+describe("unsupportedContentType", () => {
+  it("accepts application/json and application/*+json, without a charset or in UTF-8", () => {
+    for (const type of [
+      "application/json",
+      "Application/JSON",
+      "application/json; charset=utf-8",
+      'application/json;charset="UTF-8"',
+      "application/json; charset=utf8",
+      "application/problem+json",
+    ]) {
+      expect(unsupportedContentType(type), type).to.equal(undefined);
+    }
+  });
+
+  it("names what it expects for anything else", () => {
+    expect(unsupportedContentType(undefined)).to.equal("content-type must be application/json");
+    expect(unsupportedContentType("text/plain; charset=utf-8")).to.equal(
+      "content-type must be application/json, not text/plain",
+    );
+    expect(unsupportedContentType("application/x-www-form-urlencoded")).to.match(/must be application\/json/);
+    expect(unsupportedContentType("application/jsonp")).to.match(/must be application\/json/);
+    expect(unsupportedContentType("application/+json")).to.match(/must be application\/json/);
+    expect(unsupportedContentType("application/json; charset=latin1")).to.equal("charset must be utf-8, not latin1");
+  });
+});
