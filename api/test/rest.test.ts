@@ -274,18 +274,24 @@ describe("REST API @integration", () => {
       });
     }
 
-    it("when a string holds invalid UTF-8, then 400 says the body is not valid UTF-8 and nothing is written", async () => {
-      for (const bytes of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
-        const id = uniqueId("utf8");
-        const body = seedBytes(id, { name: "NAME" }, { NAME: Buffer.from([0x22, 0x41, ...bytes, 0x42, 0x22]) });
-        const { status, body: error } = await postBytes(api, body, { "content-type": "application/json" });
-        expect(status, `bytes ${bytes}`).to.equal(400);
-        expect(error).to.deep.equal({
-          error: "invalid_argument",
-          message: "invalid product: body: is not valid UTF-8",
-          details: [{ field: "body", description: "is not valid UTF-8" }],
-        });
-        expect(await stored(api, id)).to.equal(0);
+    it("when a string holds invalid UTF-8, then 400 names its field and nothing is written", async () => {
+      const cases: [Record<string, unknown>, string][] = [
+        [{ name: "BAD" }, "name"],
+        [{ pricing: { amount: 1, currency: "BAD" } }, "pricing.currency"],
+      ];
+      for (const [overrides, field] of cases) {
+        for (const bytes of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+          const id = uniqueId("utf8");
+          const body = seedBytes(id, overrides, { BAD: Buffer.from([0x22, 0x41, ...bytes, 0x42, 0x22]) });
+          const { status, body: error } = await postBytes(api, body, { "content-type": "application/json" });
+          expect(status, `bytes ${bytes}`).to.equal(400);
+          expect(error).to.deep.equal({
+            error: "invalid_argument",
+            message: `invalid product: ${field}: is not valid UTF-8`,
+            details: [{ field, description: "is not valid UTF-8" }],
+          });
+          expect(await stored(api, id)).to.equal(0);
+        }
       }
     });
 

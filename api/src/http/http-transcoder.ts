@@ -24,7 +24,7 @@ import { type FieldViolation, invalidArgumentMessage } from "../errors.js";
 import { toHttpError } from "./http-error.js";
 import { createHttpJson, fieldValue, type HttpJson, type HttpJsonCodec, setFieldValue } from "./http-json.js";
 import { type HttpRoute, httpRoutes } from "./http-routes.js";
-import { decodeUtf8, parseJson, unsupportedContentType } from "./json-body.js";
+import { decodeUtf8, InvalidUtf8Error, parseJson, unsupportedContentType } from "./json-body.js";
 
 /** What a service declares about one method's REST form, beside its annotation. */
 export interface HttpMethodBinding<M extends DescMethod = DescMethod> {
@@ -144,8 +144,11 @@ function readJsonBody(subject: string, readBody: express.RequestHandler): expres
         // An empty body is an empty object, as express.json reads it.
         req.body = bytes.length === 0 ? {} : parseJson(decodeUtf8(bytes));
       } catch (cause) {
-        const description = cause instanceof ConnectError ? "is not valid UTF-8" : "is not valid JSON";
-        return next(invalidArgument(subject, [{ field: "body", description }]));
+        const violation =
+          cause instanceof InvalidUtf8Error
+            ? { field: cause.field ?? "body", description: "is not valid UTF-8" }
+            : { field: "body", description: "is not valid JSON" };
+        return next(invalidArgument(subject, [violation]));
       }
       next();
     });

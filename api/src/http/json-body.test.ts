@@ -1,6 +1,12 @@
-import { ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
-import { decodeUtf8, numberLiteral, parseJson, unsupportedContentType } from "./json-body.js";
+import {
+  decodeUtf8,
+  InvalidUtf8Error,
+  jsonPathAt,
+  numberLiteral,
+  parseJson,
+  unsupportedContentType,
+} from "./json-body.js";
 
 describe("parseJson", () => {
   const valid = [
@@ -86,13 +92,47 @@ describe("parseJson", () => {
 });
 
 describe("decodeUtf8", () => {
-  it("decodes UTF-8, keeping a leading U+FEFF, and refuses invalid sequences with invalid_argument", () => {
-    expect(decodeUtf8(Buffer.from("\ufeffCafé ☕ 🙂"))).to.equal("\ufeffCafé ☕ 🙂");
-    for (const bytes of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xc0, 0x80], [0xf4, 0x90, 0x80, 0x80]]) {
-      expect(() => decodeUtf8(Uint8Array.from(bytes)), `${bytes}`)
-        .to.throw(ConnectError)
-        .with.property("rawMessage", "request body is not valid UTF-8");
+  it("decodes UTF-8, keeping a leading U+FEFF", () => {
+    expect(decodeUtf8(Buffer.from("\ufeffCafé ☕ 🙂 \ufffd"))).to.equal("\ufeffCafé ☕ 🙂 \ufffd");
+  });
+
+  it("refuses invalid sequences with invalid_argument, naming the JSON string that holds the first", () => {
+    const bytes = (before: string, bad: number[], after: string) =>
+      Buffer.concat([Buffer.from(before), Uint8Array.from(bad), Buffer.from(after)]);
+    const invalid = [[0xff], [0xc3], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]];
+    for (const bad of invalid) {
+      const cases: [Buffer, string | undefined][] = [
+        [bytes('{"name":"é☕', bad, 'x","b":"\u00ff"}'), "name"],
+        [bytes('{"a":[1,{"b":"🙂"},{"c":"', bad, '"}]}'), "a[2].c"],
+        [bytes('{"p":{"k', bad, '":1}}'), "p"],
+        [bytes("", bad, ""), undefined],
+        [bytes('{"a":1', bad, "}"), undefined],
+      ];
+      for (const [input, field] of cases) {
+        const error = (() => {
+          try {
+            decodeUtf8(input);
+          } catch (e) {
+            return e;
+          }
+          return undefined;
+        })();
+        expect(error, `${bad} ${input}`).to.be.instanceOf(InvalidUtf8Error).with.property("field", field);
+        expect((error as InvalidUtf8Error).rawMessage).to.equal(
+          `request body is not valid UTF-8${field ? ` in ${field}` : ""}`,
+        );
+      }
     }
+  });
+});
+
+describe("jsonPathAt", () => {
+  it("names the string at a position, and nothing outside strings", () => {
+    const text = '{"a": {"b": ["x", "yz"]}, "c\\"": "w", "d": 1}';
+    expect(jsonPathAt(text, text.indexOf("yz") + 1)).to.equal("a.b[1]");
+    expect(jsonPathAt(text, text.indexOf('"w"'))).to.equal('c"');
+    expect(jsonPathAt(text, text.indexOf("1}"))).to.equal(undefined);
+    expect(jsonPathAt(text, 0)).to.equal(undefined);
   });
 });
 

@@ -1,5 +1,6 @@
-import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
+import { create, type JsonReadOptions, type JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
 
 /** What a REST body must be declared as; named in the 415 answer. */
 export const JSON_MEDIA_TYPE = "application/json";
@@ -28,14 +29,55 @@ export function unsupportedContentType(header: string | undefined): string | und
 }
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
-/** The bytes as text, or InvalidArgument: a replacement character would store something never sent. */
+/** A body that is not valid UTF-8; `field` is the JSON path of the string holding the first bad byte. */
+export class InvalidUtf8Error extends ConnectError {
+  constructor(readonly field: string | undefined) {
+    const violation = { field: field ?? "body", description: "is not valid UTF-8" };
+    const detail = { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: [violation] }) };
+    super(`request body is not valid UTF-8${field ? ` in ${field}` : ""}`, Code.InvalidArgument, undefined, [detail]);
+  }
+}
+
+/**
+ * The bytes as text, or InvalidUtf8Error naming the JSON string that holds the first invalid
+ * sequence: a replacement character would store something the client never sent.
+ */
 export function decodeUtf8(bytes: Uint8Array): string {
   try {
     return strictDecoder.decode(bytes);
   } catch {
-    throw new ConnectError("request body is not valid UTF-8", Code.InvalidArgument);
+    const offset = firstInvalidUtf8(bytes);
+    const position = strictDecoder.decode(bytes.subarray(0, offset)).length;
+    throw new InvalidUtf8Error(jsonPathAt(lenientDecoder.decode(bytes), position));
   }
+}
+
+/** The offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629). */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i] ?? 0;
+    if (lead < 0x80) {
+      i++;
+      continue;
+    }
+    const length =
+      lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length === 0) return i;
+    // The second byte's range excludes overlong forms, surrogates and code points above U+10FFFF.
+    const low = lead === 0xe0 ? 0xa0 : lead === 0xf0 ? 0x90 : 0x80;
+    const high = lead === 0xed ? 0x9f : lead === 0xf4 ? 0x8f : 0xbf;
+    const second = bytes[i + 1];
+    if (second === undefined || second < low || second > high) return i;
+    for (let k = 2; k < length; k++) {
+      const next = bytes[i + k];
+      if (next === undefined || (next & 0xc0) !== 0x80) return i;
+    }
+    i += length;
+  }
+  return bytes.length;
 }
 
 /**
@@ -175,4 +217,79 @@ export function parseJson(text: string): unknown {
   skip();
   if (pos < text.length) fail();
   return result;
+}
+
+/**
+ * The path ("pricing.currency", "items[2].name") of the JSON string, key or value, that covers
+ * the character at `position`; undefined when it is outside any string or the text is not JSON
+ * up to there.
+ */
+export function jsonPathAt(text: string, position: number): string | undefined {
+  let pos = 0;
+  const skip = () => {
+    WHITESPACE.lastIndex = pos;
+    WHITESPACE.test(text);
+    pos = WHITESPACE.lastIndex;
+  };
+  // Throws (found or not) to unwind as soon as the position is passed.
+  const found = (path: string | undefined): never => {
+    throw new PathFound(path);
+  };
+  const string = (path: string): string => {
+    STRING.lastIndex = pos;
+    const match = STRING.exec(text);
+    const end = match ? STRING.lastIndex : text.length;
+    if (position >= pos && position < end) found(path || undefined);
+    if (!match) return found(undefined);
+    pos = end;
+    return match[0].includes("\\") ? (JSON.parse(match[0]) as string) : match[0].slice(1, -1);
+  };
+  const walk = (path: string): void => {
+    skip();
+    if (pos > position) found(undefined);
+    const char = text[pos];
+    if (char === "{" || char === "[") {
+      pos++;
+      const close = char === "{" ? "}" : "]";
+      for (let index = 0; ; index++) {
+        skip();
+        if (text[pos] === close) {
+          pos++;
+          return;
+        }
+        if (char === "{") {
+          const key = string(path);
+          const child = path ? `${path}.${key}` : key;
+          skip();
+          if (text[pos] !== ":") found(undefined);
+          pos++;
+          walk(child);
+        } else walk(`${path}[${index}]`);
+        skip();
+        if (text[pos] === ",") pos++;
+        else if (text[pos] !== close) found(undefined);
+      }
+    }
+    if (char === '"') {
+      string(path);
+      return;
+    }
+    NUMBER.lastIndex = pos;
+    const literal = /true|false|null/y;
+    literal.lastIndex = pos;
+    if (NUMBER.test(text)) pos = NUMBER.lastIndex;
+    else if (literal.test(text)) pos = literal.lastIndex;
+    else found(undefined);
+  };
+  try {
+    walk("");
+  } catch (signal) {
+    if (signal instanceof PathFound) return signal.path;
+    return undefined;
+  }
+  return undefined;
+}
+
+class PathFound {
+  constructor(readonly path: string | undefined) {}
 }
