@@ -367,6 +367,7 @@ describe("REST API @integration", () => {
       });
       expect(status).to.equal(400);
       expect(body.error).to.equal("invalid_argument");
+      expect(body.message).to.match(/^unreadable request body: /);
     });
 
     const literals: [string, string, number | undefined][] = [

@@ -175,7 +175,7 @@ function bodyReadFailed(
     return;
   }
   if (typeof status === "number" && status >= 400 && status < 500) {
-    const message = error instanceof Error ? error.message : "unreadable request body";
+    const message = `unreadable request body: ${error instanceof Error ? error.message : String(error)}`;
     refuse(res, 400, new ConnectError(message, Code.InvalidArgument));
     return;
   }
