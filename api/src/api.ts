@@ -15,6 +15,7 @@ import { createOutboxSignal } from "./events/outbox-signal.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { createHttpTranscoder } from "./http/http-transcoder.js";
 import { serveRpcOverHttp2 } from "./http/http2-rpc-adapter.js";
+import { strictJsonOptions } from "./http/json-body.js";
 import { type ApiMetrics, createApiMetrics } from "./metrics.js";
 import { createProductCatalog } from "./products/product-catalog.js";
 import { createProductRepository, type ProductRepository } from "./products/product-repository.js";
@@ -124,6 +125,8 @@ function buildServer(
   const rpcOptions = {
     acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: config.maxBodyBytes,
+    // connect-es decodes JSON bodies leniently (U+FFFD for invalid UTF-8); refuse them instead.
+    jsonOptions: strictJsonOptions,
     // The cap on a client's deadline, and (the interceptor) the deadline of unary calls that set none.
     maxTimeoutMs: config.maxRpcDeadlineMs,
     interceptors: [

@@ -94,9 +94,21 @@ describe("bearer token auth @integration", () => {
     it("then writes need no token", async () => {
       const response = await fetch(`${api.url}/products/`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify(seedProductJson({ id: uniqueId() })),
       });
       expect(response.status).to.equal(201);
+    });
+
+    // A cross-site form or fetch may send text/plain without a CORS preflight: it must not write.
+    it("then a text/plain POST (what a cross-site page can send) is refused with 415", async () => {
+      const id = uniqueId();
+      const response = await fetch(`${api.url}/products/`, {
+        method: "POST",
+        body: JSON.stringify(seedProductJson({ id })),
+      });
+      expect(response.status).to.equal(415);
+      expect((await fetch(`${api.url}/products/${id}`)).status).to.equal(404);
     });
   });
 });

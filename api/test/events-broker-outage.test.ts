@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
-import { startTestApi, type TestApi } from "../../test/support/api.js";
+import { JSON_HEADERS, startTestApi, type TestApi } from "../../test/support/api.js";
 import { runScopedSuffix, testRunId } from "../../test/support/env.js";
 import { readAll, testKafka } from "../../test/support/kafka.js";
 import { seedProductJson } from "../../test/support/seed.js";
@@ -96,7 +96,11 @@ describe("ProductPersisted events when Kafka is down @integration", function () 
 });
 
 function post(api: TestApi, id: string) {
-  return fetch(`${api.url}/products/`, { method: "POST", body: JSON.stringify(seedProductJson({ id })) });
+  return fetch(`${api.url}/products/`, {
+    method: "POST",
+    headers: JSON_HEADERS,
+    body: JSON.stringify(seedProductJson({ id })),
+  });
 }
 
 async function waitForOutboxEmpty(api: TestApi, timeoutMs = 90_000): Promise<void> {

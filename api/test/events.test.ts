@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
 import { createLogger } from "#platform/logger.js";
-import { startTestApi, type TestApi } from "../../test/support/api.js";
+import { JSON_HEADERS, startTestApi, type TestApi } from "../../test/support/api.js";
 import { testBrokers } from "../../test/support/env.js";
 import { type EventWatcher, untilEventsSettled, watchEvents } from "../../test/support/events.js";
 import { createTestTopics, type TestTopics, testKafka } from "../../test/support/kafka.js";
@@ -20,7 +20,7 @@ async function eventually(condition: () => Promise<boolean>, timeoutMs = 15_000)
 }
 
 const post = (url: string, body: unknown) =>
-  fetch(`${url}/products/`, { method: "POST", body: JSON.stringify(body) }).then(async (r) => ({
+  fetch(`${url}/products/`, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body) }).then(async (r) => ({
     status: r.status,
     body: (await r.json()) as Record<string, any>,
   }));

@@ -8,7 +8,7 @@ import { expect } from "chai";
 import pg from "pg";
 import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { createLogger } from "#platform/logger.js";
-import { startTestApi } from "../../test/support/api.js";
+import { JSON_HEADERS, startTestApi } from "../../test/support/api.js";
 import { testDatabaseUrl } from "../../test/support/env.js";
 import { createTestDatabase } from "../../test/support/postgres.js";
 import { seedProductJson } from "../../test/support/seed.js";
@@ -69,7 +69,11 @@ describe("faults @integration", () => {
       try {
         const api = await starting;
         const post = () =>
-          fetch(`${api.url}/products/`, { method: "POST", body: JSON.stringify(seedProductJson({ id: uniqueId() })) });
+          fetch(`${api.url}/products/`, {
+            method: "POST",
+            headers: JSON_HEADERS,
+            body: JSON.stringify(seedProductJson({ id: uniqueId() })),
+          });
         expect((await post()).status).to.equal(201);
 
         await proxy.cut();
@@ -111,9 +115,11 @@ describe("faults @integration", () => {
         const restIds = Array.from({ length: 10 }, () => uniqueId("inflight-rest"));
         const grpcIds = Array.from({ length: 10 }, () => uniqueId("inflight-grpc"));
         const restInFlight = restIds.map((id) =>
-          fetch(`${api.url}/products/`, { method: "POST", body: JSON.stringify(seedProductJson({ id })) }).then(
-            (r) => r.status,
-          ),
+          fetch(`${api.url}/products/`, {
+            method: "POST",
+            headers: JSON_HEADERS,
+            body: JSON.stringify(seedProductJson({ id })),
+          }).then((r) => r.status),
         );
         // gRPC goes over HTTP/2: the session must stay open until its streams have answered.
         const grpc = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));

@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { expect } from "chai";
 import { startTestApi, type TestApi } from "../../test/support/api.js";
 import { seedProductJson } from "../../test/support/seed.js";
@@ -10,6 +11,30 @@ async function post(api: TestApi, body: unknown, headers: Record<string, string>
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+/** POSTs bytes as they are: what fetch would not send from a string (invalid UTF-8, number literals). */
+async function postBytes(api: TestApi, body: Uint8Array | string, headers: Record<string, string>) {
+  const response = await fetch(`${api.url}/products/`, { method: "POST", headers, body });
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+/** The seed body's JSON with `"MARK"`-quoted placeholders replaced by raw text or bytes. */
+function seedBytes(id: string, overrides: Record<string, unknown>, raw: Record<string, Uint8Array | string>): Buffer {
+  let parts = [Buffer.from(JSON.stringify(seedProductJson({ id, ...overrides })))];
+  for (const [mark, value] of Object.entries(raw)) {
+    parts = parts.flatMap((part) => {
+      const at = part.indexOf(`"${mark}"`);
+      if (at < 0) return [part];
+      return [part.subarray(0, at), Buffer.from(value), part.subarray(at + mark.length + 2)];
+    });
+  }
+  return Buffer.concat(parts);
+}
+
+async function stored(api: TestApi, id: string): Promise<number> {
+  const { rows } = await api.knex.raw("SELECT count(*)::int AS n FROM products WHERE id = ?", [id]);
+  return rows[0].n;
 }
 
 async function get(api: TestApi, path: string) {
@@ -293,6 +318,129 @@ describe("REST API @integration", () => {
         for (const detail of error.details) expect(detail.description).to.be.a("string").with.length.above(3);
         const { rows } = await api.knex.raw("SELECT count(*)::int AS n FROM products WHERE id = ?", [id]);
         expect(rows[0].n).to.equal(0);
+      });
+    }
+
+    it("when a string holds invalid UTF-8, then 400 names its field and nothing is written", async () => {
+      const cases: [Record<string, unknown>, string][] = [
+        [{ name: "BAD" }, "name"],
+        [{ pricing: { amount: 1, currency: "BAD" } }, "pricing.currency"],
+      ];
+      for (const [overrides, field] of cases) {
+        for (const bytes of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xe2, 0x82]]) {
+          const id = uniqueId("utf8");
+          const body = seedBytes(id, overrides, { BAD: Buffer.from([0x22, 0x41, ...bytes, 0x42, 0x22]) });
+          const { status, body: error } = await postBytes(api, body, { "content-type": "application/json" });
+          expect(status, `bytes ${bytes}`).to.equal(400);
+          expect(error).to.deep.equal({
+            error: "invalid_argument",
+            message: `invalid product: ${field}: is not valid UTF-8`,
+            details: [{ field, description: "is not valid UTF-8" }],
+          });
+          expect(await stored(api, id)).to.equal(0);
+        }
+      }
+    });
+
+    it("when the content type is not JSON, then 415 names application/json and nothing is written", async () => {
+      const types = [
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=iso-8859-1",
+        "application/jsonx",
+      ];
+      for (const type of types) {
+        const id = uniqueId("type");
+        const { status, body } = await postBytes(api, JSON.stringify(seedProductJson({ id })), {
+          "content-type": type,
+        });
+        expect(status, type).to.equal(415);
+        expect(body.error, type).to.equal("invalid_argument");
+        expect(body.message, type).to.match(/^(content-type must be application\/json|charset must be utf-8)/);
+        expect(await stored(api, id)).to.equal(0);
+      }
+      const id = uniqueId("type");
+      const untyped = await fetch(`${api.url}/products/`, {
+        method: "POST",
+        body: new Blob([JSON.stringify(seedProductJson({ id }))]),
+      });
+      expect(untyped.status).to.equal(415);
+      expect(await untyped.json()).to.deep.equal({
+        error: "invalid_argument",
+        message: "content-type must be application/json",
+      });
+      expect(await stored(api, id)).to.equal(0);
+    });
+
+    it("accepts application/json with a utf-8 charset and application/*+json", async () => {
+      for (const type of [
+        "application/json; charset=utf-8",
+        'Application/JSON;Charset="UTF-8"',
+        "application/merge-patch+json",
+      ]) {
+        const { status } = await postBytes(api, JSON.stringify(seedProductJson({ id: uniqueId("type") })), {
+          "content-type": type,
+        });
+        expect(status, type).to.equal(201);
+      }
+    });
+
+    it("when the content-encoding is unsupported, then 415, not 500; gzip is read", async () => {
+      const id = uniqueId("encoding");
+      const json = JSON.stringify(seedProductJson({ id }));
+      const refused = await postBytes(api, json, {
+        "content-type": "application/json",
+        "content-encoding": "compress",
+      });
+      expect(refused.status).to.equal(415);
+      expect(refused.body).to.deep.equal({
+        error: "invalid_argument",
+        message: "content-encoding compress is not supported; use gzip, deflate, br or identity",
+      });
+      expect(await stored(api, id)).to.equal(0);
+      const gzipped = await postBytes(api, gzipSync(json), {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+      });
+      expect(gzipped.status).to.equal(201);
+    });
+
+    it("when a gzip body is corrupt, then 400, not 500", async () => {
+      const { status, body } = await postBytes(api, Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x01]), {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+      });
+      expect(status).to.equal(400);
+      expect(body.error).to.equal("invalid_argument");
+      expect(body.message).to.match(/^unreadable request body: /);
+    });
+
+    const literals: [string, string, number | undefined][] = [
+      ["19.99", "19.9900", 19.99],
+      ["100.0", "100.0000", 100],
+      ["0.0001", "0.0001", 0.0001],
+      ["19.999999999999999", "", undefined],
+      ["1.00001", "", undefined],
+      ["1e2", "", undefined],
+      ["12345678901234567", "", undefined],
+    ];
+    for (const [literal, column, answered] of literals) {
+      it(`when pricing.amount is the JSON number ${literal}, then it is ${answered === undefined ? "refused, not rounded" : "stored exactly"}`, async () => {
+        const id = uniqueId("amount");
+        const body = seedBytes(id, { pricing: { amount: "AMOUNT", currency: "BRL" } }, { AMOUNT: literal });
+        const { status, body: answer } = await postBytes(api, body, { "content-type": "application/json" });
+        if (answered === undefined) {
+          expect(status).to.equal(400);
+          expect(answer.details.map((d: { field: string }) => d.field)).to.deep.equal(["pricing.amount"]);
+          expect(await stored(api, id)).to.equal(0);
+          return;
+        }
+        expect(status).to.equal(201);
+        expect(answer.pricing.amount).to.equal(answered);
+        const { rows } = await api.knex.raw("SELECT amount::text AS amount FROM products WHERE id = ?", [id]);
+        expect(rows[0].amount).to.equal(column);
       });
     }
 

@@ -1,4 +1,5 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import * as http2 from "node:http2";
+import { create, toBinary, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -223,6 +224,130 @@ describe("ProductService over RPC @integration", () => {
     it("gets NOT_FOUND for a missing product", async () => {
       const { error } = await call("GetProduct", { id: "missing" });
       expect(error?.code).to.equal(grpc.status.NOT_FOUND);
+    });
+  });
+
+  describe("invalid UTF-8 in a string field", () => {
+    const procedure = "/products.v1.ProductService/CreateProduct";
+    /** A CreateProductRequest whose product name holds a byte that is never valid UTF-8. */
+    function withInvalidName(id: string): { json: Buffer; binary: Buffer } {
+      const product = newProduct(id);
+      product.name = "N#ME";
+      const json = Buffer.from(JSON.stringify({ product: toJson(ProductSchema, product) }));
+      const binary = Buffer.from(toBinary(CreateProductRequestSchema, create(CreateProductRequestSchema, { product })));
+      for (const bytes of [json, binary]) bytes[bytes.indexOf("N#ME") + 1] = 0xff;
+      return { json, binary };
+    }
+    const envelope = (payload: Buffer) => {
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(payload.length, 1);
+      return Buffer.concat([head, payload]);
+    };
+    /** The status of a gRPC-Web response: a trailers-only header, or the body's trailer frame. */
+    async function grpcWebStatus(response: Response): Promise<{ status?: string; message?: string }> {
+      const header = response.headers.get("grpc-status");
+      if (header !== null) return { status: header, message: response.headers.get("grpc-message") ?? undefined };
+      const body = Buffer.from(await response.arrayBuffer());
+      for (let at = 0; at + 5 <= body.length; at += 5 + body.readUInt32BE(at + 1)) {
+        if ((body[at] ?? 0) & 0x80) {
+          const lines = body
+            .subarray(at + 5, at + 5 + body.readUInt32BE(at + 1))
+            .toString()
+            .split("\r\n");
+          const fields = new Map(
+            lines.map((line) => [
+              line.slice(0, line.indexOf(":")).toLowerCase(),
+              line.slice(line.indexOf(":") + 1).trim(),
+            ]),
+          );
+          return { status: fields.get("grpc-status"), message: fields.get("grpc-message") };
+        }
+      }
+      return {};
+    }
+    async function stored(id: string): Promise<number> {
+      const { rows } = await api.knex.raw("SELECT count(*)::int AS n FROM products WHERE id = ?", [id]);
+      return rows[0].n;
+    }
+
+    it("Connect JSON answers invalid_argument and stores nothing", async () => {
+      const id = uniqueId("utf8");
+      const response = await fetch(`${api.url}${procedure}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: withInvalidName(id).json,
+      });
+      expect(response.status).to.equal(400);
+      const error = (await response.json()) as { code: string; message: string };
+      expect(error).to.deep.include({
+        code: "invalid_argument",
+        message: "request body is not valid UTF-8 in product.name",
+      });
+      expect(await stored(id)).to.equal(0);
+    });
+
+    it("gRPC-Web JSON answers invalid_argument and stores nothing", async () => {
+      const id = uniqueId("utf8");
+      const response = await fetch(`${api.url}${procedure}`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+json" },
+        body: envelope(withInvalidName(id).json),
+      });
+      const { status, message } = await grpcWebStatus(response);
+      expect(status).to.equal(String(Code.InvalidArgument));
+      expect(decodeURIComponent(message ?? "")).to.equal("request body is not valid UTF-8 in product.name");
+      expect(await stored(id)).to.equal(0);
+    });
+
+    // protobuf-es verifies UTF-8 in proto3 strings; connect-es calls every binary decode failure internal.
+    it("Connect and gRPC-Web binary refuse it (protobuf-es verifies proto3 strings) and store nothing", async () => {
+      const id = uniqueId("utf8");
+      const { binary } = withInvalidName(id);
+      const connect = await fetch(`${api.url}${procedure}`, {
+        method: "POST",
+        headers: { "content-type": "application/proto" },
+        body: binary,
+      });
+      expect(((await connect.json()) as { message: string }).message).to.match(/^parse binary: .*UTF-8/i);
+      const grpcWeb = await fetch(`${api.url}${procedure}`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: envelope(binary),
+      });
+      const { status, message } = await grpcWebStatus(grpcWeb);
+      expect(status).to.not.equal(undefined).and.not.equal("0");
+      expect(decodeURIComponent(message ?? "")).to.match(/^parse binary: .*UTF-8/i);
+      expect(await stored(id)).to.equal(0);
+    });
+
+    it("gRPC over h2c (the lean unary path) refuses it and stores nothing", async () => {
+      const id = uniqueId("utf8");
+      const session = http2.connect(api.url);
+      try {
+        const status = await new Promise<string | undefined>((resolve, reject) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": procedure,
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
+          let grpcStatus: string | undefined;
+          stream.on("response", (headers) => {
+            grpcStatus ??= headers["grpc-status"] as string | undefined;
+          });
+          stream.on("trailers", (trailers) => {
+            grpcStatus ??= trailers["grpc-status"] as string | undefined;
+          });
+          stream.on("error", reject);
+          stream.on("close", () => resolve(grpcStatus));
+          stream.resume();
+          stream.end(envelope(withInvalidName(id).binary));
+        });
+        expect(status).to.not.equal(undefined).and.not.equal("0");
+      } finally {
+        session.close();
+      }
+      expect(await stored(id)).to.equal(0);
     });
   });
 

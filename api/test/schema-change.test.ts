@@ -6,7 +6,7 @@ import { expect } from "chai";
 import type pg from "pg";
 import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import { ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
-import { startTestApi, type TestApi } from "../../test/support/api.js";
+import { JSON_HEADERS, startTestApi, type TestApi } from "../../test/support/api.js";
 import { queryDatabase } from "../../test/support/postgres.js";
 import { seedProductJson } from "../../test/support/seed.js";
 import { uniqueId } from "../../test/support/unique-names.js";
@@ -42,10 +42,12 @@ function newProduct(id: string, quantity = 1) {
 }
 
 const postProduct = (api: TestApi, body: unknown) =>
-  fetch(`${api.url}/products/`, { method: "POST", body: JSON.stringify(body) }).then(async (r) => ({
-    status: r.status,
-    body: (await r.json()) as Record<string, unknown>,
-  }));
+  fetch(`${api.url}/products/`, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body) }).then(
+    async (r) => ({
+      status: r.status,
+      body: (await r.json()) as Record<string, unknown>,
+    }),
+  );
 
 const SEED_TIMESTAMP = "2024-06-29T00:30:03.254878";
 

@@ -5,6 +5,9 @@ import { testBrokers } from "./env.js";
 import { testLogLevel } from "./logger.js";
 import { createTestDatabase, type TestDatabase } from "./postgres.js";
 
+/** What a REST write must declare: the API refuses other content types with 415. */
+export const JSON_HEADERS = { "content-type": "application/json" } as const;
+
 export interface TestApi extends RunningApi {
   database: TestDatabase;
   /** Stops the API and drops its database. */

@@ -24,6 +24,7 @@ import { type FieldViolation, invalidArgumentMessage } from "../errors.js";
 import { toHttpError } from "./http-error.js";
 import { createHttpJson, fieldValue, type HttpJson, type HttpJsonCodec, setFieldValue } from "./http-json.js";
 import { type HttpRoute, httpRoutes } from "./http-routes.js";
+import { decodeUtf8, InvalidUtf8Error, parseJson, unsupportedContentType } from "./json-body.js";
 
 /** What a service declares about one method's REST form, beside its annotation. */
 export interface HttpMethodBinding<M extends DescMethod = DescMethod> {
@@ -69,8 +70,8 @@ export function createHttpTranscoder<S extends DescService>(
   const spec = createServiceImplSpec(service, options.impl);
   const json = createHttpJson(bindings.codecs ?? []);
   const router = express.Router({ strict: true });
-  // Any content type is read as JSON: `curl -d` without a header must work too.
-  const parseJson = express.json({ limit: options.maxBodyBytes, type: () => true, strict: false });
+  // Bytes only (decompressed, size-capped): the content type, UTF-8 and JSON are checked here.
+  const readBody = express.raw({ limit: options.maxBodyBytes, type: () => true });
   const methodBindings = (bindings.methods ?? {}) as Record<string, HttpMethodBinding | undefined>;
 
   for (const route of httpRoutes(service)) {
@@ -87,24 +88,7 @@ export function createHttpTranscoder<S extends DescService>(
         res.status(status).set("WWW-Authenticate", "Bearer").json(body);
       });
     }
-    if (route.body !== "") {
-      handlers.push((req, res, next) => {
-        parseJson(req, res, (error?: unknown) => {
-          if (error === undefined) return next();
-          const type = (error as { type?: unknown }).type;
-          if (type === "entity.too.large") {
-            // 413 rather than resource_exhausted's 429: the request itself is at fault, not the rate.
-            const { body } = toHttpError(new ConnectError("request body too large", Code.ResourceExhausted));
-            res.status(413).json(body);
-            return;
-          }
-          if (type === "entity.parse.failed") {
-            return next(invalidArgument(subject, [{ field: "body", description: "is not valid JSON" }]));
-          }
-          next(error);
-        });
-      });
-    }
+    if (route.body !== "") handlers.push(readJsonBody(subject, readBody));
     handlers.push(async (req, res) => {
       const request = bindRequest(route, req, json, subject);
       const context = handlerContext(service, method, req, res);
@@ -130,6 +114,72 @@ export function createHttpTranscoder<S extends DescService>(
     res.status(status).json(body);
   });
   return router;
+}
+
+/**
+ * Sets req.body to the JSON of a request body: application/json (or +json) in UTF-8 only, so that
+ * a cross-site text/plain POST cannot write, and no byte is replaced by U+FFFD. A request without
+ * a body (and without a content type) leaves it undefined.
+ */
+function readJsonBody(subject: string, readBody: express.RequestHandler): express.RequestHandler {
+  const refuse = (res: Response, status: number, error: ConnectError) => {
+    res.status(status).json(toHttpError(error).body);
+  };
+  return (req, res, next) => {
+    const contentType = req.get("content-type");
+    const declaresBody = req.get("transfer-encoding") !== undefined || Number(req.get("content-length") ?? 0) > 0;
+    if (contentType !== undefined || declaresBody) {
+      const unsupported = unsupportedContentType(contentType);
+      // 415 with invalid_argument, as 413 carries resource_exhausted: the Connect code, the HTTP status.
+      if (unsupported) return refuse(res, 415, new ConnectError(unsupported, Code.InvalidArgument));
+    }
+    readBody(req, res, (error?: unknown) => {
+      if (error !== undefined) return bodyReadFailed(error, res, next, refuse);
+      const bytes: unknown = req.body;
+      if (!(bytes instanceof Uint8Array)) {
+        req.body = undefined;
+        return next();
+      }
+      try {
+        // An empty body is an empty object, as express.json reads it.
+        req.body = bytes.length === 0 ? {} : parseJson(decodeUtf8(bytes));
+      } catch (cause) {
+        const violation =
+          cause instanceof InvalidUtf8Error
+            ? { field: cause.field ?? "body", description: "is not valid UTF-8" }
+            : { field: "body", description: "is not valid JSON" };
+        return next(invalidArgument(subject, [violation]));
+      }
+      next();
+    });
+  };
+}
+
+/** body-parser's errors, which carry an HTTP status, as REST errors; anything else is internal. */
+function bodyReadFailed(
+  error: unknown,
+  res: Response,
+  next: NextFunction,
+  refuse: (res: Response, status: number, error: ConnectError) => void,
+): void {
+  const { type, status } = error as { type?: unknown; status?: unknown };
+  if (type === "entity.too.large") {
+    // 413 rather than resource_exhausted's 429: the request itself is at fault, not the rate.
+    refuse(res, 413, new ConnectError("request body too large", Code.ResourceExhausted));
+    return;
+  }
+  if (type === "encoding.unsupported") {
+    const encoding = String((error as { encoding?: unknown }).encoding ?? "");
+    const message = `content-encoding ${encoding} is not supported; use gzip, deflate, br or identity`;
+    refuse(res, 415, new ConnectError(message, Code.InvalidArgument));
+    return;
+  }
+  if (typeof status === "number" && status >= 400 && status < 500) {
+    const message = `unreadable request body: ${error instanceof Error ? error.message : String(error)}`;
+    refuse(res, 400, new ConnectError(message, Code.InvalidArgument));
+    return;
+  }
+  next(error);
 }
 
 /** Names what a route's request is in its invalid_argument errors: the body's codec subject, or "request". */

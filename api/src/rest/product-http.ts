@@ -112,7 +112,7 @@ function productSchema(shape: "input" | "output"): JsonSchema {
     type: "number",
     minimum: 0,
     exclusiveMaximum: 10 ** AMOUNT_MAX_INTEGER_DIGITS,
-    description: `Exact: ${amountLimits}.`,
+    description: `Exact, read as written (plain notation, no exponent): ${amountLimits}.`,
     examples: [19.99],
   };
   const properties: Record<string, JsonSchema> = {

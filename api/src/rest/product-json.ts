@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AvailabilitySchema, PricingSchema, type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import type { FieldViolation } from "../errors.js";
+import { numberLiteral } from "../http/json-body.js";
 import { amountFromNumber, parseAmount } from "../products/decimal.js";
 import { formatTimestamp, parseTimestamp } from "../products/timestamp.js";
 import { LIMITS } from "../products/validation.js";
@@ -9,7 +10,7 @@ import { LIMITS } from "../products/validation.js";
  * The REST body of a product, the original project's shape:
  * {"id","name","description","pricing":{"amount":100.0,"currency"},"availability":{"quantity","timestamp"},"category"}
  * plus the server-set "version", "created_at" and "updated_at" on output. Amounts are JSON numbers
- * (exact: see decimal.ts) and also accepted as decimal strings. A type, not an interface: it is a JsonValue.
+ * (exact: see decimal.ts; checked as written) and also accepted as decimal strings. A type, not an interface: it is a JsonValue.
  */
 export type ProductJson = {
   id: string;
@@ -81,7 +82,7 @@ export function productFromJson(body: unknown): ParsedProduct {
       const { amount, currency } = body.pricing;
       let decimal = "";
       if (typeof amount === "number" || typeof amount === "string") {
-        const parsed = typeof amount === "number" ? amountFromNumber(amount) : parseAmount(amount);
+        const parsed = typeof amount === "number" ? numberAmount(body.pricing, amount) : parseAmount(amount);
         if (parsed.ok) decimal = parsed.value;
         else fail("pricing.amount", parsed.reason);
       } else if (amount !== undefined && amount !== null) {
@@ -122,6 +123,16 @@ export function productFromJson(body: unknown): ParsedProduct {
   }
 
   return { product, violations };
+}
+
+/**
+ * A JSON number amount checked as written, like a decimal string: 19.999999999999999 is refused
+ * rather than rounded to 20, and exponent forms are refused as for strings. Values that were not
+ * parsed from text (no literal) are checked by their shortest round-trip form.
+ */
+function numberAmount(pricing: object, amount: number) {
+  const literal = numberLiteral(pricing, "amount");
+  return literal === undefined ? amountFromNumber(amount) : parseAmount(literal);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
