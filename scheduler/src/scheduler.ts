@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Consumer, Kafka, Producer } from "kafkajs";
+import type { Consumer, Kafka, Producer, RetryOptions } from "kafkajs";
 import { createIdempotentProducer, createKafka } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import { createProductApi, type ProductApi } from "./api-client.js";
@@ -35,6 +35,20 @@ export interface SchedulerOptions {
    */
   onFatal?: (error: Error) => void;
 }
+
+/**
+ * The consumer's kafkajs retry. kafkajs restarts a crashed consumer after the last retry's wait,
+ * which its defaults let grow to 30 s; capped at 2 s, a broker that is back is used within about
+ * 2 s. More retries ride out a broker restart without a crash. Only retriable crashes reach
+ * restartOnFailure; kafkajs never restarts the others (CRASH with restart false: the process exits).
+ */
+export const CONSUMER_RETRY: RetryOptions = {
+  initialRetryTime: 300,
+  maxRetryTime: 2_000,
+  retries: 15,
+  // Explicit, as kafkajs's default: the CRASH handler logs the restart.
+  restartOnFailure: async () => true,
+};
 
 /**
  * The scheduler's composition: Kafka consumer (input topic) → batch handler → API client, plus the
@@ -81,6 +95,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
           heartbeatInterval: config.heartbeatIntervalMs,
           maxWaitTimeInMs: config.fetchMaxWaitMs,
           allowAutoTopicCreation: false,
+          retry: CONSUMER_RETRY,
         });
         const { CRASH, GROUP_JOIN } = consumer.events;
         consumer.on(GROUP_JOIN, ({ payload }) => {
