@@ -43,13 +43,13 @@ export interface SchedulerOptions {
  * kafkajs retry of the consumer's client (connections, metadata, the group coordinator). Its
  * defaults (5 retries, waits growing to 30 s) give up during a broker restart and then wait up to
  * 30 s to restart the consumer; a crash also leaves the old member in the group, which the
- * restarted consumer waits out for a session timeout. Waits capped at 2 s, for ~25 s in all,
- * ride out a broker restart with the same member and use the broker within ~2 s of its return.
+ * restarted consumer waits out for a session timeout. Waits capped at 2 s, for about a minute in
+ * all, ride out a broker restart with the same member and use the broker within ~2 s of its return.
  */
 const KAFKA_CLIENT_RETRY: RetryOptions = {
   initialRetryTime: 300,
   maxRetryTime: 2_000,
-  retries: 15,
+  retries: 30,
 };
 
 /**
