@@ -483,6 +483,56 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       expect(t.retrying.map((event) => event.delayMs)).to.deep.equal([100, 200, 400, 800, 1000, 1000]);
     });
 
+    it("when a call succeeds after failures, then the next failure of the same chunk backs off from the initial delay again", async () => {
+      const t = setup();
+      t.api.answer = (ids, call) => {
+        if (call <= 4 || call === 6) throw refused(Code.Unavailable);
+        if (call === 5)
+          return ids.map((id) => (id === "a" ? created : { ok: false, code: "unavailable", message: "" }));
+        return persisted(ids);
+      };
+      await t.process(records("a", "b"));
+      expect(t.retrying.map((event) => [event.offset, event.attempt, event.delayMs])).to.deep.equal([
+        ["0", 1, 100],
+        ["0", 2, 200],
+        ["0", 3, 400],
+        ["0", 4, 800],
+        ["1", 1, 100],
+        ["1", 2, 200],
+      ]);
+      expect(t.partition.commits).to.deep.equal(["1", "2"]);
+    });
+
+    it("when a chunk succeeds after failures, then the next chunk's first failure waits the initial delay", async () => {
+      const t = setup({ config: { batchSize: 1 } });
+      t.api.answer = (ids, call) => {
+        if (call <= 5 || call === 7) throw refused(Code.Unavailable);
+        return persisted(ids);
+      };
+      await t.process(records("a", "b"));
+      expect(t.retrying.map((event) => [event.offset, event.delayMs])).to.deep.equal([
+        ["0", 100],
+        ["0", 200],
+        ["0", 400],
+        ["0", 800],
+        ["0", 1000],
+        ["1", 100],
+      ]);
+    });
+
+    it("when a dead letter is rejected on a later attempt after a reset, then its x-attempts still counts every call", async () => {
+      const t = setup();
+      t.api.answer = (ids, call) => {
+        if (call === 1) throw refused(Code.Unavailable);
+        if (call === 2)
+          return ids.map((id) => (id === "a" ? created : { ok: false, code: "unavailable", message: "" }));
+        return [{ ok: false, code: "invalid_argument", message: `${ids[0]}: bad` }];
+      };
+      await t.process(records("a", "b"));
+      expect(t.deadLetters.publishes[0]?.[0]?.attempts).to.equal(3);
+      expect(t.partition.commits).to.deep.equal(["1", "2"]);
+    });
+
     it("when a product's result is transient, then the records before it are committed and it and those after it are sent again after a backoff", async () => {
       const t = setup();
       t.api.answer = (ids, call) =>

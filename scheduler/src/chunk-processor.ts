@@ -122,7 +122,7 @@ type Failure = { reason: string; error: unknown };
  *   are dead-lettered at once. A call refused as a whole is never one record's fault (the API
  *   reports a product's faults in its item result): one refused as resource_exhausted is halved;
  *   any other, invalid_argument included, is retried with exponential backoff and full jitter,
- *   forever, staying inside eachBatch (kafkajs fetches nothing more for the partition meanwhile)
+ *   restarting from the initial delay whenever a record gets finished, forever, staying inside eachBatch (kafkajs fetches nothing more for the partition meanwhile)
  *   and heartbeating, so the group does not rebalance because the API is slow, down or refusing.
  * - When the scheduler stops, retries end and the unfinished records stay uncommitted.
  * - Errors that are neither (a failed commit or heartbeat during a rebalance, a bug) are thrown to
@@ -154,10 +154,14 @@ class BatchRun {
   /** Returns true when every record of the chunk is finished and committed. */
   private async processChunk(chunk: Item[]): Promise<boolean> {
     let rest = chunk;
+    // attempt counts every call (the dead letter's x-attempts); failures only those since the last
+    // progress, so the backoff starts small again once the API answers.
+    let failures = 0;
     for (let attempt = 1; ; attempt++) {
       const writeFailure = await this.writePending(rest, attempt);
       const publishFailure = await this.publishDeadLetters(rest);
       const failure = writeFailure ?? publishFailure;
+      const before = rest.length;
       rest = await this.commitFinished(rest);
       if (rest.length === 0) {
         await this.partition.heartbeat();
@@ -165,7 +169,8 @@ class BatchRun {
       }
       if (!failure) throw new Error("records left unfinished without a failure");
       if (this.mustStop()) return false;
-      await this.backOff(rest, attempt, failure);
+      failures = rest.length < before ? 1 : failures + 1;
+      await this.backOff(rest, failures, failure);
       if (this.mustStop()) return false;
     }
   }

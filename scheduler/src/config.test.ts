@@ -23,6 +23,13 @@ describe("scheduler configuration", () => {
     expect(config.metricsPort).to.equal(9464);
   });
 
+  it("when nothing is set, then a dead instance's partitions move within 10 s and a backoff waits at most 2 s", () => {
+    const config = loadSchedulerConfig({});
+    expect(config.sessionTimeoutMs).to.equal(10_000);
+    expect(config.heartbeatIntervalMs).to.equal(1_000);
+    expect(config.retry).to.deep.equal({ initialDelayMs: 200, maxDelayMs: 2_000 });
+  });
+
   it("when API_URL is the seed's collection URL, then only its origin is kept", () => {
     expect(normaliseApiUrl("http://api:8000/products/")).to.equal("http://api:8000");
     expect(normaliseApiUrl("http://api:8000/products")).to.equal("http://api:8000");

@@ -47,15 +47,19 @@ export interface SchedulerConfig {
 export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
   const read = createEnvReader(env);
   const kafka = readKafkaConfig(read, { clientId: "product-scheduler" });
-  const sessionTimeoutMs = read.int("KAFKA_SESSION_TIMEOUT_MS", 30_000, 6_000, 300_000);
-  const heartbeatIntervalMs = read.int("KAFKA_HEARTBEAT_INTERVAL_MS", 3_000, 100, 60_000);
+  // A dead instance's partitions move after the session timeout; the core heartbeats through long
+  // calls and backoffs, so a short session costs nothing while the API is slow or down.
+  const sessionTimeoutMs = read.int("KAFKA_SESSION_TIMEOUT_MS", 10_000, 6_000, 300_000);
+  const heartbeatIntervalMs = read.int("KAFKA_HEARTBEAT_INTERVAL_MS", 1_000, 100, 60_000);
   if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
     read.problem(
       `KAFKA_HEARTBEAT_INTERVAL_MS=${heartbeatIntervalMs}: expected at most a third of KAFKA_SESSION_TIMEOUT_MS (${sessionTimeoutMs})`,
     );
   }
   const initialDelayMs = read.int("RETRY_INITIAL_DELAY_MS", 200, 1, 600_000);
-  const maxDelayMs = read.int("RETRY_MAX_DELAY_MS", 30_000, 1, 3_600_000);
+  // Full jitter makes the cap the longest wait after the API is back; a probe every second or so
+  // per partition is cheap against a down API.
+  const maxDelayMs = read.int("RETRY_MAX_DELAY_MS", 2_000, 1, 3_600_000);
   if (maxDelayMs < initialDelayMs) {
     read.problem(`RETRY_MAX_DELAY_MS=${maxDelayMs}: expected at least RETRY_INITIAL_DELAY_MS (${initialDelayMs})`);
   }

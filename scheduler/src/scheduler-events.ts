@@ -21,6 +21,7 @@ export interface RetryingEvent {
   partition: number;
   /** Offset of the first record not finished yet. */
   offset: string;
+  /** Failures in a row since the chunk last made progress: the backoff's step. */
   attempt: number;
   delayMs: number;
   reason: string;

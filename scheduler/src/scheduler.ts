@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Consumer, Kafka, Producer } from "kafkajs";
+import type { Consumer, Kafka, Producer, RetryOptions } from "kafkajs";
 import { createIdempotentProducer, createKafka } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import { createProductApi, type ProductApi } from "./api-client.js";
@@ -27,7 +27,10 @@ export interface Scheduler {
 }
 
 export interface SchedulerOptions {
-  /** A client to share (main's, already used for ensureTopics); one is created otherwise. */
+  /**
+   * A client for the dead-letter producer (main's, already used for ensureTopics); one is created
+   * otherwise. The consumer always gets its own, with KAFKA_CLIENT_RETRY.
+   */
   kafka?: Kafka;
   /**
    * Called when the consumer died and kafkajs will not restart it (a non-retriable error). The
@@ -35,6 +38,25 @@ export interface SchedulerOptions {
    */
   onFatal?: (error: Error) => void;
 }
+
+/**
+ * kafkajs retry of the consumer's client (connections, metadata, the group coordinator). Its
+ * defaults (5 retries, waits growing to 30 s) give up during a broker restart and then wait up to
+ * 30 s to restart the consumer; a crash also leaves the old member in the group, which the
+ * restarted consumer waits out for a session timeout. Waits capped at 2 s, for about a minute in
+ * all, ride out a broker restart with the same member and use the broker within ~2 s of its return.
+ */
+const KAFKA_CLIENT_RETRY: RetryOptions = {
+  initialRetryTime: 300,
+  maxRetryTime: 2_000,
+  retries: 30,
+};
+
+/**
+ * The consumer's: the same, restarting after any retriable crash (kafkajs's default, explicit). A
+ * crash kafkajs does not restart is a CRASH with restart false: the process exits (onFatal).
+ */
+const CONSUMER_RETRY: RetryOptions = { ...KAFKA_CLIENT_RETRY, restartOnFailure: async () => true };
 
 /**
  * The scheduler's composition: Kafka consumer (input topic) → batch handler → API client, plus the
@@ -72,15 +94,19 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
 
     async start() {
       const kafka = options.kafka ?? createKafka(config.kafka, logger);
+      // Its own client: kafkajs applies a client's retry to every cluster it makes, and the
+      // idempotent producer keeps its own retry.
+      const consumerKafka = createKafka(config.kafka, logger, KAFKA_CLIENT_RETRY);
       try {
         api = createProductApi(config.api);
         producer = createIdempotentProducer(kafka);
-        consumer = kafka.consumer({
+        consumer = consumerKafka.consumer({
           groupId: config.groupId,
           sessionTimeout: config.sessionTimeoutMs,
           heartbeatInterval: config.heartbeatIntervalMs,
           maxWaitTimeInMs: config.fetchMaxWaitMs,
           allowAutoTopicCreation: false,
+          retry: CONSUMER_RETRY,
         });
         const { CRASH, GROUP_JOIN } = consumer.events;
         consumer.on(GROUP_JOIN, ({ payload }) => {
