@@ -213,6 +213,9 @@ describe("scripts/kafka.sh start / stop / status after a hard kill @integration"
 
     process.kill(killed, "SIGKILL");
     await until(() => !alive(killed), `pid ${killed} gone after SIGKILL`, QUICK_TIMEOUT_MS);
+    // A many-threaded JVM's main thread is a zombie before its other threads have closed the sockets.
+    await until(async () => !(await portOpen(port)), `port ${port} closed after SIGKILL`, QUICK_TIMEOUT_MS);
+    await until(async () => !(await portOpen(port + 1)), `port ${port + 1} closed after SIGKILL`, QUICK_TIMEOUT_MS);
     // What a hard kill leaves: the pid file and the log dir's lock file.
     expect(readPid(pidFile)).to.equal(killed);
     expect(existsSync(path.join(dir, "logs", ".lock")), "logs/.lock left by the killed broker").to.equal(true);
