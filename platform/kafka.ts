@@ -11,7 +11,8 @@ import {
   type SASLOptions,
 } from "kafkajs";
 import type { createEnvReader } from "./env.js";
-import type { Logger } from "./logger.js";
+import { createLogger, type Logger } from "./logger.js";
+import { withTimeout } from "./timeout.js";
 
 export type EnvReader = ReturnType<typeof createEnvReader>;
 
@@ -306,4 +307,25 @@ export function classifyKafkaError(error: unknown): KafkaErrorClass {
     current = originalError ?? cause;
   }
   return "retriable";
+}
+
+/**
+ * Whether a broker at config.brokers serves requests: a metadata round trip that lists a broker,
+ * not merely an open port (a KRaft broker binds its port before it can answer). No retries, bounded
+ * by timeoutMs, never throws: for deciding whether to start one.
+ */
+export async function kafkaAnswers(config: KafkaConfig, timeoutMs = 8_000): Promise<boolean> {
+  const probe = { ...config, connectionTimeoutMs: 2_000, requestTimeoutMs: Math.min(5_000, timeoutMs) };
+  const admin = createKafka(probe, createLogger("kafka-probe", "silent"), { retries: 0 }).admin();
+  try {
+    const answer = (async () => {
+      await admin.connect();
+      return (await admin.describeCluster()).brokers.length > 0;
+    })();
+    return await withTimeout(answer, timeoutMs, `no answer from Kafka at ${config.brokers.join(",")}`);
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }

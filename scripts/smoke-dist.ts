@@ -23,6 +23,7 @@ import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { withTimeout } from "#platform/timeout.js";
 import { disposableDatabase } from "../test/support/disposable-database.js";
 import { SEED_MESSAGE_JSON, SEED_PRODUCT } from "./seed-messages.js";
 
@@ -130,7 +131,7 @@ async function checkServices(dir: string): Promise<void> {
   ] as const) {
     const exited = once(service.child, "exit");
     service.child.kill("SIGTERM");
-    const [code] = (await withTimeout(exited, `${name} to exit after SIGTERM`)) as [number | null];
+    const [code] = (await step(exited, `${name} to exit after SIGTERM`)) as [number | null];
     if (code !== 0) throw new Error(`${name} exited ${code} after SIGTERM`);
   }
   await expectHealthcheck("api", apiHealth, 1);
@@ -139,7 +140,7 @@ async function checkServices(dir: string): Promise<void> {
 
 async function checkWithoutDatabaseUrl(dir: string): Promise<void> {
   const api = startService(dir, ["dist/api/src/main.js"], { PORT: "0", KAFKA_BROKER_URL: BROKERS });
-  const [code] = (await withTimeout(once(api.child, "exit"), "the api without DATABASE_URL to exit")) as [number];
+  const [code] = (await step(once(api.child, "exit"), "the api without DATABASE_URL to exit")) as [number];
   if (code !== 1 || api.stderr() !== NOT_INSTALLED) {
     throw new Error(`without DATABASE_URL: expected exit 1 and ${JSON.stringify(NOT_INSTALLED)}, got exit ${code}`);
   }
@@ -164,7 +165,7 @@ function startService(dir: string, args: string[], env: Record<string, string>):
     child,
     stderr: () => stderr,
     logged: (msg) =>
-      withTimeout(
+      step(
         new Promise((resolve, reject) => {
           lines.on("line", (line) => {
             try {
@@ -191,7 +192,7 @@ async function expectHealthcheck(target: string, env: Record<string, string>, ex
   if (command === undefined) throw new Error(`Dockerfile: no exec-form HEALTHCHECK in stage ${target}`);
   const [file = "node", ...args] = JSON.parse(command) as string[];
   const child = spawn(file, args, { env: { PATH: process.env.PATH, ...env }, stdio: "ignore" });
-  const [code] = (await withTimeout(once(child, "exit"), `the ${target} healthcheck`)) as [number | null];
+  const [code] = (await step(once(child, "exit"), `the ${target} healthcheck`)) as [number | null];
   if (code !== expected) throw new Error(`the ${target} HEALTHCHECK exited ${code}, expected ${expected}`);
 }
 
@@ -217,12 +218,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), STEP_TIMEOUT_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+function step<T>(promise: Promise<T>, what: string): Promise<T> {
+  return withTimeout(promise, STEP_TIMEOUT_MS, `timed out waiting for ${what}`);
 }
 
 function run(command: string, args: string[], cwd: string): Promise<void> {

@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
 import { type DestinationStream, destination } from "pino";
 import { ConfigError, type Env } from "#platform/env.js";
-import { createKafka, ensureTopics, type KafkaConfig } from "#platform/kafka.js";
+import { createKafka, ensureTopics, type KafkaConfig, kafkaAnswers } from "#platform/kafka.js";
 import { resolveLogFormat, streamHasColors } from "#platform/log-format.js";
 import { createLogger, type Logger } from "#platform/logger.js";
 import { describeError, isProcessAlive } from "#platform/run-main.js";
@@ -135,21 +135,6 @@ async function serviceArgs(script: "api" | "scheduler"): Promise<string[]> {
     throw new Error(`package.json script "${script}" is not "node <flags> <file>.ts"; npm start runs it that way`);
   }
   return [...tokens.slice(1, -1), "--import", EXIT_WITH_PARENT, entry];
-}
-
-/** Resolves true when a Kafka broker answers a metadata request at the configured address. */
-async function kafkaAnswers(config: KafkaConfig): Promise<boolean> {
-  const probe = { ...config, connectionTimeoutMs: 2_000, requestTimeoutMs: 5_000 };
-  const admin = createKafka(probe, createLogger("start", "silent"), { retries: 0 }).admin();
-  try {
-    await admin.connect();
-    await admin.describeCluster();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
 }
 
 async function readPid(file: string): Promise<number | undefined> {

@@ -7,7 +7,7 @@
  */
 import pg from "pg";
 import { isRunScopedDatabase, isRunScopedName, testBrokers, testDatabaseUrl } from "./env.js";
-import { adminFor, kafkaAnswers, probePostgres, redact } from "./services.js";
+import { adminFor, brokerAnswers, probePostgres, redact } from "./services.js";
 
 async function databasesOf(url: string, runId: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
@@ -46,7 +46,7 @@ if ((await probePostgres(databaseUrl)).ok) {
 } else {
   process.stdout.write(`leftovers: no PostgreSQL at ${redact(databaseUrl)}; no databases to check\n`);
 }
-if (await kafkaAnswers(brokers)) {
+if (await brokerAnswers(brokers)) {
   found.push(...(await topicsAndGroupsOf(brokers, runId)).map((what) => `${what} on ${brokers}`));
 } else {
   process.stdout.write(`leftovers: no Kafka at ${brokers}; no topics to check\n`);

@@ -21,6 +21,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
+import { createEnvReader } from "#platform/env.js";
+import { kafkaAnswers, readKafkaConfig } from "#platform/kafka.js";
+import { withTimeout } from "#platform/timeout.js";
 import {
   type EmbeddedDatabase,
   embeddedPostgresDir,
@@ -91,7 +94,7 @@ async function provide(): Promise<void> {
   for (const signal of SIGNALS) process.on(signal, onSignal);
   process.once("exit", stopStartedSync);
 
-  const [kafkaUp, postgres] = await Promise.all([kafkaAnswers(brokers), probePostgres(databaseUrl)]);
+  const [kafkaUp, postgres] = await Promise.all([brokerAnswers(brokers), probePostgres(databaseUrl)]);
   if (!postgres.ok && postgres.refused) {
     throw new Error(
       `PostgreSQL at ${redact(databaseUrl)} answers but refuses the tests: ${postgres.reason}. ` +
@@ -155,23 +158,12 @@ export function adminFor(brokers: string, requestTimeout: number) {
   }).admin();
 }
 
-/** Whether a broker at `brokers` serves requests: a metadata round trip that lists a broker. */
-export async function kafkaAnswers(brokers: string): Promise<boolean> {
-  const admin = adminFor(brokers, 4_000);
-  try {
-    return await bounded(
-      (async () => {
-        await admin.connect();
-        return (await admin.describeCluster()).brokers.length > 0;
-      })(),
-      PROBE_TIMEOUT_MS,
-      `probing Kafka at ${brokers}`,
-    );
-  } catch {
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
+/** Whether a broker at `brokers` serves requests (platform/kafka.ts's probe, as npm start uses it). */
+export function brokerAnswers(brokers: string): Promise<boolean> {
+  const read = createEnvReader({ KAFKA_BROKER_URL: brokers });
+  const config = readKafkaConfig(read, { clientId: "test-services" });
+  read.done();
+  return kafkaAnswers(config, PROBE_TIMEOUT_MS);
 }
 
 async function startKafka(brokers: string): Promise<string> {
@@ -206,7 +198,7 @@ async function startKafka(brokers: string): Promise<string> {
     // kafka.sh found the port taken and started nothing: fine if a broker came up there meanwhile.
     await rm(dataDir, { recursive: true, force: true });
     started.kafka = undefined;
-    if (await kafkaAnswers(brokers)) return brokers;
+    if (await brokerAnswers(brokers)) return brokers;
     throw cannot(`${first.host}:${first.port} is taken by something that does not answer as a Kafka broker`);
   }
   say(`Kafka started at ${brokers} in ${seconds(startedAt)} s`);
@@ -510,11 +502,7 @@ function killGroup(child: ChildProcess): void {
 }
 
 function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return withTimeout(work, ms, `${what}: no answer after ${ms / 1000} s`);
 }
 
 export function redact(url: string): string {

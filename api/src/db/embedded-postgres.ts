@@ -6,6 +6,7 @@ import pg from "pg";
 import { ConfigError } from "#platform/env.js";
 import type { Logger } from "#platform/logger.js";
 import { isProcessAlive } from "#platform/run-main.js";
+import { TimeoutError, withTimeout } from "#platform/timeout.js";
 
 export const DEFAULT_EMBEDDED_POSTGRES_PORT = 54329;
 /** PostgreSQL output lines kept for the message of a failed start. */
@@ -95,7 +96,7 @@ export async function startEmbeddedPostgres(
     }
   }
   try {
-    await withTimeout(server.start(), startTimeoutMs, "not ready");
+    await withTimeout(server.start(), startTimeoutMs, `not ready after ${startTimeoutMs} ms`);
   } catch (error) {
     // Still running but never ready: stop it. (After an exit, the package's stop() would wait forever.)
     if (error instanceof TimeoutError) await server.stop().catch(() => {});
@@ -173,18 +174,6 @@ async function untilAccepting(url: string, timeoutMs: number): Promise<void> {
     }
     await delay(200);
   }
-}
-
-class TimeoutError extends Error {
-  override name = "TimeoutError";
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} after ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The package rejects with nothing when PostgreSQL exits; its own output says why. */
