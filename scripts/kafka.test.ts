@@ -1,5 +1,4 @@
 import { execFileSync, spawn } from "node:child_process";
-import { randomInt } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -9,47 +8,20 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { Kafka, logLevel } from "kafkajs";
-import { isPortFree } from "../test/support/free-port.js";
+import { freeBrokerPort } from "../test/support/free-port.js";
+import { type CommandResult, runCommand } from "../test/support/run-command.js";
 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), "kafka.sh");
 /** Apart from TEST_PORT_RANGE: this suite's brokers must not collide with the other suites' servers. */
-const PORTS = { first: 19600, last: 19698 } as const;
 const START_TIMEOUT_MS = 45_000;
 const STOP_TIMEOUT_MS = 40_000;
 const QUICK_TIMEOUT_MS = 10_000;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CommandResult;
 
 /** `bash scripts/kafka.sh <command>`; its process group is SIGKILLed at timeoutMs (the broker has its own session). */
 function kafkaSh(command: "start" | "stop" | "status", env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Run> {
-  const child = spawn("bash", [SCRIPT, command], { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString("utf8");
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  const timer = setTimeout(() => {
-    stderr += `\n[test] 'kafka.sh ${command}' still running after ${timeoutMs} ms; killed\n`;
-    try {
-      process.kill(-(child.pid as number), "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, timeoutMs);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCommand("bash", [SCRIPT, command], { env, timeoutMs, detached: true });
 }
 
 /** Alive and not a zombie (a SIGKILLed broker's parent may reap it late). */
@@ -110,19 +82,6 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** A broker port with its controller port (port + 1) free, tried in random order. */
-async function freePortPair(): Promise<number> {
-  const candidates = Array.from({ length: PORTS.last - PORTS.first + 1 }, (_, i) => PORTS.first + i);
-  for (let i = candidates.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
-    [candidates[i], candidates[j]] = [candidates[j]!, candidates[i]!];
-  }
-  for (const port of candidates) {
-    if ((await isPortFree(port)) && (await isPortFree(port + 1))) return port;
-  }
-  throw new Error(`no free port pair in ${PORTS.first}-${PORTS.last + 1}`);
-}
-
 /** The brokers listed by a Kafka DescribeCluster request, with short bounds so a dead broker fails fast. */
 async function describeCluster(port: number): Promise<number[]> {
   const kafka = new Kafka({
@@ -150,7 +109,7 @@ describe("scripts/kafka.sh start / stop / status after a hard kill @integration"
   const dataDirs: string[] = [];
 
   before(async () => {
-    port = await freePortPair();
+    port = await freeBrokerPort();
     // A slow `setsid`, as on a loaded machine: the broker's pid file is written ~0.5 s after
     // kafka.sh forks it, so a start that reads the pid file too early sees the previous run's.
     shimDir = await mkdtemp(path.join(os.tmpdir(), "kafka-sh-test-bin-"));

@@ -4,7 +4,6 @@ import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { Kafka, logLevel } from "kafkajs";
 import { configVariables } from "#platform/env.js";
@@ -12,9 +11,8 @@ import { loadApiConfig } from "../api/src/config.js";
 import { loadSchedulerConfig } from "../scheduler/src/config.js";
 import { runScopedSuffix, testBrokers, testRunId } from "../test/support/env.js";
 import { freePorts } from "../test/support/free-port.js";
+import { REPO_ROOT, runCommand } from "../test/support/run-command.js";
 import { fragmentPattern, matchesInOrder, readmeSteps } from "./readme-blocks.js";
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 describe("README examples: the block parser", () => {
   it("when a block is marked test, then its commands, continuations and expected output are read", () => {
@@ -54,7 +52,7 @@ describe("README examples: the block parser", () => {
 
 describe("README configuration table", () => {
   it("when it is compared with the config loaders, then it lists every variable each service reads, with its default", async () => {
-    const readme = await readFile(path.join(ROOT, "README.md"), "utf8");
+    const readme = await readFile(path.join(REPO_ROOT, "README.md"), "utf8");
     const section = readme.split(/^## Configuration$/m)[1]?.split(/^## /m)[0] ?? "";
     const rows = [...section.matchAll(/^\| `([A-Z0-9_]+)` +\| (api|scheduler|both) +\| (.+?) +\|/gm)].map(
       ([, name, service, fallback]) => ({
@@ -123,7 +121,7 @@ describe("README examples against a system started like npm start @integration",
     const [api, metrics, postgres] = (await freePorts(3)) as [number, number, number];
     ports = { api, metrics, postgres };
     system = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
-      cwd: ROOT,
+      cwd: REPO_ROOT,
       env: env(),
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -155,14 +153,14 @@ describe("README examples against a system started like npm start @integration",
   });
 
   it("when every runnable block of the README runs in order, then each command succeeds and prints what the README shows", async () => {
-    const steps = readmeSteps(await readFile(path.join(ROOT, "README.md"), "utf8"));
+    const steps = readmeSteps(await readFile(path.join(REPO_ROOT, "README.md"), "utf8"));
     expect(steps.length, "runnable steps in README.md").to.be.greaterThan(10);
     for (const step of steps) {
       const command = localise(step.command);
       // The pipeline is asynchronous: a read that expects a row or an event is retried for a while.
       const deadline = Date.now() + 30_000;
       for (;;) {
-        const result = await runShell(command, env());
+        const result = await runCommand("bash", ["-o", "pipefail", "-c", command], { env: env(), timeoutMs: 60_000 });
         const ok = result.code === 0 && matchesInOrder(result.output, step.expect.map(localise));
         if (ok) break;
         if (Date.now() > deadline || (result.code !== 0 && step.expect.length === 0)) {
@@ -195,24 +193,6 @@ async function exitCode(child: ChildProcess, timeoutMs: number): Promise<number 
   } finally {
     timer.abort();
   }
-}
-
-function runShell(command: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  const child = spawn("bash", ["-o", "pipefail", "-c", command], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  for (const stream of [child.stdout, child.stderr]) {
-    stream.on("data", (chunk: Buffer) => {
-      output += chunk.toString("utf8");
-    });
-  }
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
 }
 
 async function untilUp(child: ChildProcess, urls: string[], log: () => string, timeoutMs = 120_000): Promise<void> {

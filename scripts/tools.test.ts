@@ -1,48 +1,23 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
 import { ensureTopics } from "#platform/kafka.js";
 import { startTestApi, type TestApi } from "../test/support/api.js";
 import { runScopedSuffix, testBrokers } from "../test/support/env.js";
 import { createTestTopics, readAll, type TestTopics, testKafka, withAdmin } from "../test/support/kafka.js";
+import { type CommandResult, runCommand } from "../test/support/run-command.js";
 import { startTestScheduler, type TestScheduler } from "../test/support/scheduler.js";
 import { SEED_MESSAGE_JSON } from "./seed-messages.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type RunResult = CommandResult;
 
 /** Runs `tsx scripts/<tool>.ts` as a user would, with the Kafka variables pointing at the test broker. */
 function run(tool: "produce" | "consume", args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, ["--import", "tsx", `scripts/${tool}.ts`, ...args], {
-    cwd: ROOT,
+  return runCommand(process.execPath, ["--import", "tsx", `scripts/${tool}.ts`, ...args], {
     env: { ...process.env, KAFKA_BROKER_URL: testBrokers(), LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString("utf8");
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  // A hung tool fails its test instead of the whole run.
-  const timer = setTimeout(() => child.kill("SIGKILL"), 25_000);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+    timeoutMs: 25_000,
   });
 }
 

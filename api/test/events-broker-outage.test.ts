@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -8,6 +7,7 @@ import { expect } from "chai";
 import type { Kafka } from "kafkajs";
 import { JSON_HEADERS, startTestApi, type TestApi } from "../../test/support/api.js";
 import { runScopedSuffix, testRunId } from "../../test/support/env.js";
+import { freeBrokerPort } from "../../test/support/free-port.js";
 import { readAll, testKafka } from "../../test/support/kafka.js";
 import { seedProductJson } from "../../test/support/seed.js";
 import { uniqueId } from "../../test/support/unique-names.js";
@@ -36,21 +36,6 @@ async function privateBroker(port: number) {
   };
 }
 
-/** A port whose successor is free too (the broker's controller listens on port + 1). */
-async function freePortPair(): Promise<number> {
-  const listens = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 5000) * 2;
-    if ((await listens(port)) && (await listens(port + 1))) return port;
-  }
-  throw new Error("no two consecutive free ports in 20000-29999");
-}
-
 describe("ProductPersisted events when Kafka is down @integration", function () {
   this.timeout(180_000);
   let broker: Awaited<ReturnType<typeof privateBroker>>;
@@ -60,7 +45,7 @@ describe("ProductPersisted events when Kafka is down @integration", function () 
 
   before(async () => {
     topic = `test-produtos-persistidos-outage-${runScopedSuffix()}`;
-    broker = await privateBroker(await freePortPair());
+    broker = await privateBroker(await freeBrokerPort());
     await broker.start();
     api = await startTestApi({
       OUTBOX_RELAY: "true",

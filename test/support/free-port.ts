@@ -19,16 +19,30 @@ export function isPortFree(port: number): Promise<boolean> {
  */
 export async function freePorts(count: number, avoid: readonly number[] = []): Promise<number[]> {
   const { first, last } = TEST_PORT_RANGE;
-  const candidates = Array.from({ length: last - first + 1 }, (_, i) => first + i).filter((p) => !avoid.includes(p));
-  for (let i = candidates.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
-    [candidates[i], candidates[j]] = [candidates[j] as number, candidates[i] as number];
-  }
+  const candidates = shuffledRange(first, last).filter((p) => !avoid.includes(p));
   const ports: number[] = [];
   for (const port of candidates) {
     if (ports.length === count) break;
     if (await isPortFree(port)) ports.push(port);
   }
   if (ports.length < count) throw new Error(`only ${ports.length} of ${count} free ports in ${first}-${last}`);
+  return ports;
+}
+
+/** A port for a broker of scripts/kafka.sh, which also listens on port + 1 (its controller). */
+export async function freeBrokerPort(): Promise<number> {
+  const { first, last } = TEST_PORT_RANGE;
+  for (const port of shuffledRange(first, last - 1)) {
+    if ((await isPortFree(port)) && (await isPortFree(port + 1))) return port;
+  }
+  throw new Error(`no two consecutive free ports in ${first}-${last}`);
+}
+
+function shuffledRange(first: number, last: number): number[] {
+  const ports = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+  for (let i = ports.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [ports[i], ports[j]] = [ports[j] as number, ports[i] as number];
+  }
   return ports;
 }
