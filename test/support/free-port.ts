@@ -4,6 +4,9 @@ import net from "node:net";
 /** The ports tests may start their own servers on (brokers, embedded PostgreSQL, services). */
 export const TEST_PORT_RANGE = { first: 19200, last: 19299 } as const;
 
+/** First and last port (inclusive) a caller may take: the tests', or a tool's own (the fault suite's). */
+export type PortRange = { readonly first: number; readonly last: number };
+
 /** Resolves true if nothing listens on 127.0.0.1:port and it can be bound. */
 export function isPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -17,8 +20,12 @@ export function isPortFree(port: number): Promise<boolean> {
  * `count` distinct free ports from the test range, tried in random order so that test runs in
  * parallel seldom pick the same ones. `avoid` excludes ports already handed out.
  */
-export async function freePorts(count: number, avoid: readonly number[] = []): Promise<number[]> {
-  const { first, last } = TEST_PORT_RANGE;
+export async function freePorts(
+  count: number,
+  avoid: readonly number[] = [],
+  range: PortRange = TEST_PORT_RANGE,
+): Promise<number[]> {
+  const { first, last } = range;
   const candidates = shuffledRange(first, last).filter((p) => !avoid.includes(p));
   const ports: number[] = [];
   for (const port of candidates) {
@@ -30,8 +37,8 @@ export async function freePorts(count: number, avoid: readonly number[] = []): P
 }
 
 /** A port for a broker of scripts/kafka.sh, which also listens on port + 1 (its controller). */
-export async function freeBrokerPort(): Promise<number> {
-  const { first, last } = TEST_PORT_RANGE;
+export async function freeBrokerPort(range: PortRange = TEST_PORT_RANGE): Promise<number> {
+  const { first, last } = range;
   for (const port of shuffledRange(first, last - 1)) {
     if ((await isPortFree(port)) && (await isPortFree(port + 1))) return port;
   }

@@ -82,6 +82,67 @@ export async function recordCount(kafka: Kafka, topic: string): Promise<number> 
   return ends.reduce((sum, { high }) => sum + Number(high), 0);
 }
 
+/** A record read back, with where it is. */
+export interface ReadRecord {
+  topic: string;
+  partition: number;
+  message: KafkaMessage;
+}
+
+/**
+ * Reads every record of the topics, up to their high watermarks when called, with a throwaway
+ * group; in offset order within each partition.
+ */
+export async function readAllRecords(
+  kafka: Kafka,
+  topics: readonly string[],
+  timeoutMs = 60_000,
+): Promise<ReadRecord[]> {
+  const ends = new Map<string, bigint>();
+  await withAdmin(kafka, async (admin) => {
+    for (const topic of topics) {
+      for (const { partition, high } of await admin.fetchTopicOffsets(topic))
+        ends.set(`${topic}:${partition}`, BigInt(high));
+    }
+  });
+  const pending = new Set([...ends].filter(([, high]) => high > 0n).map(([at]) => at));
+  const received: ReadRecord[] = [];
+  if (pending.size === 0) return received;
+  const consumer = kafka.consumer({ groupId: `test-reader-${runScopedSuffix()}`, maxWaitTimeInMs: 200 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [...topics], fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `read ${received.length} records of ${topics.join(", ")}; still waiting for ${[...pending].join(", ")}`,
+            ),
+          ),
+        timeoutMs,
+      );
+      consumer
+        .run({
+          eachMessage: async ({ topic, partition, message }) => {
+            const at = `${topic}:${partition}`;
+            const high = ends.get(at) ?? 0n;
+            if (BigInt(message.offset) < high) received.push({ topic, partition, message });
+            if (BigInt(message.offset) + 1n >= high) pending.delete(at);
+            if (pending.size === 0) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return received;
+}
+
 /** Reads every record of the topic from the beginning with a throwaway group. */
 export async function readAll(kafka: Kafka, topic: string, timeoutMs = 15_000): Promise<KafkaMessage[]> {
   const expected = await recordCount(kafka, topic);
