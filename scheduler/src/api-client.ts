@@ -110,7 +110,9 @@ function createTransport(
   config: SchedulerConfig["api"],
   interceptors: Interceptor[],
 ): { transport: Transport; close: () => void } {
-  const common = { baseUrl: config.url, useBinaryFormat: true, interceptors };
+  // No compression: between services on one network, gzip costs both sides more CPU than the
+  // bytes it saves (about 5 % of the scheduler's CPU, decompressing responses).
+  const common = { baseUrl: config.url, useBinaryFormat: true, interceptors, acceptCompression: [] };
   if (config.protocol === "grpc") {
     const sessionManager = new GoawaySafeSessionManager(config.url, { idleConnectionTimeoutMs: 60_000 });
     return {

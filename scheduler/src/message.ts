@@ -1,8 +1,7 @@
-import { create, fromBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { fromBinary } from "@bufbuild/protobuf";
 import type { IHeaders } from "kafkajs";
 import { ProductRegistrationSchema } from "#gen/products/v1/events_pb.js";
-import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
+import type { Product } from "#gen/products/v1/product_pb.js";
 import { decimalText } from "#platform/decimal-text.js";
 import { RecordError } from "./errors.js";
 
@@ -199,13 +198,24 @@ function recordTime(timestamp: string): number {
   return ms;
 }
 
+/** A literal of the generated type (tsc checks every field): cheaper than create() once per record. */
 function toProduct(registration: Registration, timestampMs: number): Product {
-  return create(ProductSchema, {
+  return {
+    $typeName: "products.v1.Product",
     id: registration.productId,
     name: registration.productName,
     description: registration.productDescription,
-    pricing: { amount: registration.price, currency: registration.currency },
-    availability: { quantity: registration.stockQuantity, timestamp: timestampFromMs(timestampMs) },
+    pricing: { $typeName: "products.v1.Pricing", amount: registration.price, currency: registration.currency },
+    availability: {
+      $typeName: "products.v1.Availability",
+      quantity: registration.stockQuantity,
+      timestamp: {
+        $typeName: "google.protobuf.Timestamp",
+        seconds: BigInt(Math.floor(timestampMs / 1000)),
+        nanos: (timestampMs % 1000) * 1_000_000,
+      },
+    },
     category: registration.category,
-  });
+    version: 0n,
+  };
 }

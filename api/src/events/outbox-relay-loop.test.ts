@@ -36,7 +36,7 @@ const row = (id: number): OutboxRow => ({
   id: String(id),
   event_id: `event-${id}`,
   product_id: `product-${id}`,
-  product: {},
+  product: {} as OutboxRow["product"], // the loop never reads it
   persisted_at: "2024-07-01 00:00:00.123456+00",
 });
 

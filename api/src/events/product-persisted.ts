@@ -1,8 +1,7 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import type { IHeaders, Message } from "kafkajs";
-import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
-import { ProductRow } from "../db/product-model.js";
-import { rowToProduct } from "../products/product-repository.js";
+import { type ProductPersisted, ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
+import { type ProductColumns, productFromColumns } from "../products/product-repository.js";
 import { parseTimestamp } from "../products/timestamp.js";
 
 /** A row of the product_events outbox table. */
@@ -11,7 +10,7 @@ export interface OutboxRow {
   event_id: string;
   product_id: string;
   /** The products row as written, as JSON (see the upsert statement). */
-  product: Record<string, unknown>;
+  product: ProductColumns;
   /** Text, as the database's type parsers return timestamps (microseconds kept). */
   persisted_at: string;
 }
@@ -23,14 +22,15 @@ export const EVENT_CONTENT_TYPE = "application/x-protobuf";
  * stay in one partition, in order; headers say how to decode it and carry the id to dedupe on.
  */
 export function toEventRecord(row: OutboxRow): Message {
-  const product = rowToProduct(ProductRow.fromDatabaseJson(row.product));
+  const product = productFromColumns(row.product);
   const persistedAt = parseTimestamp(row.persisted_at);
-  const event = create(ProductPersistedSchema, {
+  const event: ProductPersisted = {
+    $typeName: "products.v1.ProductPersisted",
     eventId: row.event_id,
     product,
     version: product.version,
     ...(persistedAt ? { persistedAt } : {}),
-  });
+  };
   const headers: IHeaders = {
     "content-type": EVENT_CONTENT_TYPE,
     "message-type": ProductPersistedSchema.typeName,

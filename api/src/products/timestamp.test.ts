@@ -38,4 +38,19 @@ describe("timestamps", () => {
     }
     expect(parseTimestamp("2024-02-29T00:00:00Z")).to.not.equal(undefined);
   });
+
+  it("agree with Date's calendar on days from year 1 to 9999, at the bounds of Timestamp", () => {
+    const date = new Date(0);
+    for (let ms = Date.UTC(1970, 0, 1) - 719_468 * 86_400_000; ms <= Date.UTC(9999, 11, 31); ms += 97.3 * 86_400_000) {
+      date.setTime(Math.floor(ms / 1000) * 1000);
+      const text = `${String(date.getUTCFullYear()).padStart(4, "0")}${date.toISOString().slice(-20, -5)}Z`;
+      const parsed = parseTimestamp(text);
+      if (date.getUTCFullYear() < 1) continue;
+      expect(parsed && Number(parsed.seconds) * 1000, text).to.equal(date.getTime());
+    }
+    expect(parseTimestamp("0001-01-01T00:00:00Z")?.seconds).to.equal(-62135596800n);
+    expect(parseTimestamp("9999-12-31T23:59:59.999999999Z")?.seconds).to.equal(253402300799n);
+    expect(parseTimestamp("0001-01-01T00:00:00+00:01"), "before year 1").to.equal(undefined);
+    expect(parseTimestamp("9999-12-31T23:59:59-00:01"), "after year 9999").to.equal(undefined);
+  });
 });

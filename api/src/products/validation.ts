@@ -1,5 +1,4 @@
-import { clone } from "@bufbuild/protobuf";
-import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
+import type { Product } from "#gen/products/v1/product_pb.js";
 import type { FieldViolation } from "../errors.js";
 import { parseAmount } from "./decimal.js";
 import { isValidTimestamp, timestampToMillis, truncateToMicros } from "./timestamp.js";
@@ -86,18 +85,29 @@ export function validateProduct(input: Product | undefined, clock?: ClockPolicy)
       );
     }
   }
-  if (violations.length > 0) return { ok: false, violations };
+  const { pricing, availability } = product;
+  const timestamp = availability?.timestamp;
+  if (violations.length > 0 || !pricing || !availability || !timestamp) return { ok: false, violations };
 
-  // Cloned only now: protobuf-es refuses to copy strings that are not valid Unicode.
-  const canonical = clone(ProductSchema, input);
-  canonical.version = 0n;
-  canonical.createdAt = undefined;
-  canonical.updatedAt = undefined;
-  if (canonical.pricing) canonical.pricing.amount = canonicalAmount;
-  if (canonical.availability?.timestamp) {
-    canonical.availability.timestamp = truncateToMicros(canonical.availability.timestamp);
-  }
-  return { ok: true, product: canonical };
+  // A new message rather than a clone: server-set and unknown fields stay behind, and a literal of
+  // the generated type is far cheaper than clone()'s reflection on the write path.
+  return {
+    ok: true,
+    product: {
+      $typeName: "products.v1.Product",
+      id: product.id,
+      name: product.name,
+      description: product.description,
+      pricing: { $typeName: "products.v1.Pricing", amount: canonicalAmount, currency: pricing.currency },
+      availability: {
+        $typeName: "products.v1.Availability",
+        quantity: availability.quantity,
+        timestamp: truncateToMicros(timestamp),
+      },
+      category: product.category,
+      version: 0n,
+    },
+  };
 }
 
 function checkText(
@@ -106,7 +116,8 @@ function checkText(
   rule: { min: number; max: number; control: RegExp },
   fail: (field: string, description: string) => void,
 ): void {
-  const length = codePointLength(value);
+  // Code points never outnumber UTF-16 units: count them only when the limit might be passed.
+  const length = value.length <= rule.max ? value.length : codePointLength(value);
   if (!value.isWellFormed()) fail(field, "must be valid Unicode (no lone surrogates)");
   else if (rule.min > 0 && length === 0) fail(field, "is required");
   else if (length > rule.max) fail(field, `must be at most ${rule.max} characters (got ${length})`);

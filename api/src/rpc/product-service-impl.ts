@@ -1,11 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import {
+  type BatchCreateProductsResult,
   BatchCreateProductsResultSchema,
   CreateProductResponseSchema,
   ProductService,
 } from "#gen/products/v1/product_service_pb.js";
+import type { ApiError } from "../errors.js";
 import type { ProductCatalog } from "../products/product-catalog.js";
+import type { WriteResult } from "../products/product-repository.js";
 import { toConnectError } from "./connect-errors.js";
 
 export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
@@ -22,22 +25,7 @@ export function createProductServiceImpl(catalog: ProductCatalog): ProductServic
     },
     async batchCreateProducts(request) {
       const items = await guard(() => catalog.createMany(request.requests.map((r) => r.product)));
-      return {
-        results: items.map((item) =>
-          create(BatchCreateProductsResultSchema, {
-            result: item.ok
-              ? { case: "response", value: item.result }
-              : {
-                  case: "error",
-                  value: {
-                    code: item.error.code,
-                    message: item.error.message,
-                    fieldViolations: [...item.error.violations],
-                  },
-                },
-          }),
-        ),
-      };
+      return { results: items.map((item) => (item.ok ? writtenResult(item.result) : failedResult(item.error))) };
     },
     async getProduct(request) {
       return { product: await guard(() => catalog.get(request.id)) };
@@ -58,4 +46,27 @@ async function guard<T>(work: () => Promise<T>): Promise<T> {
   } catch (error) {
     throw toConnectError(error);
   }
+}
+
+/**
+ * A literal of the generated type (tsc checks its fields): this runs once per written product,
+ * where create()'s reflection showed in profiles.
+ */
+function writtenResult(result: WriteResult): BatchCreateProductsResult {
+  return {
+    $typeName: "products.v1.BatchCreateProductsResult",
+    result: {
+      case: "response",
+      value: { $typeName: "products.v1.CreateProductResponse", product: result.product, outcome: result.outcome },
+    },
+  };
+}
+
+function failedResult(error: ApiError): BatchCreateProductsResult {
+  return create(BatchCreateProductsResultSchema, {
+    result: {
+      case: "error",
+      value: { code: error.code, message: error.message, fieldViolations: [...error.violations] },
+    },
+  });
 }
