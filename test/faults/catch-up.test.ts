@@ -38,6 +38,12 @@ describe("fault suite catch-up", () => {
     expect(catchUpSeconds(samples, 5_000, 100)).to.equal(undefined);
   });
 
+  it("when the backlog builds up only after the crash (a standby taking over), then catch-up ends once it is worked off", () => {
+    // Crash at 5 s with nothing waiting yet; the standby takes over 2 s later.
+    const samples = stalled({ rate: 100, stallFrom: 5_000, resumeAt: 7_000, until: 20_000 });
+    expect(catchUpSeconds(samples, 5_000, 100)).to.be.closeTo(2, 0.25);
+  });
+
   it("when nothing is waiting, then it has caught up, and failed looks are skipped", () => {
     const samples: ProgressSample[] = [
       { t: 1_000, done: undefined, backlog: undefined },
