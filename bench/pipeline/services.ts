@@ -26,6 +26,8 @@ export interface Pipeline {
   failed: Promise<never>;
   /** The service processes whose CPU is the pipeline's (this one's pid, in-process). */
   services: ServicePid[];
+  /** The API process each scheduler calls, by name, in scheduler order. */
+  schedulerApis: string[];
   warnings: () => number;
   /** The services' Prometheus metrics, as text, all processes concatenated. */
   metrics(): Promise<string>;
@@ -176,6 +178,7 @@ export async function startPipeline(
         { name: "api", role: "api", pid: process.pid },
         { name: "scheduler", role: "scheduler", pid: process.pid },
       ],
+      schedulerApis: ["api"],
       warnings: () => apiLog.warnings() + oneSchedulerLog.warnings(),
       metrics,
       apiMetrics: async () => ({ api: await api.metrics.registry.metrics() }),
@@ -191,7 +194,7 @@ export async function startPipeline(
   const nextPort = () => ports.shift() as number;
   const sinks: LogSink[] = [];
   const apis: (ServiceProcess & { url: string; name: string; role: "api" | "relay" })[] = [];
-  const schedulers: (ServiceProcess & { name: string; metricsUrl: string })[] = [];
+  const schedulers: (ServiceProcess & { name: string; metricsUrl: string; api: string })[] = [];
   const stopAll = async () => {
     for (const scheduler of schedulers.splice(0)) await scheduler.stop();
     for (const api of apis.splice(0)) await api.stop();
@@ -230,7 +233,7 @@ export async function startPipeline(
         nodeArgs: options.nodeArgs,
         onLine: sink.line,
       });
-      schedulers.push({ ...service, name, metricsUrl: `http://127.0.0.1:${port}/metrics` });
+      schedulers.push({ ...service, name, metricsUrl: `http://127.0.0.1:${port}/metrics`, api: api.name });
     }
   } catch (error) {
     await stopAll();
@@ -247,6 +250,7 @@ export async function startPipeline(
       ...apis.map(({ name, role, pid }) => ({ name, role, pid })),
       ...schedulers.map(({ name, pid }) => ({ name, role: "scheduler" as const, pid })),
     ],
+    schedulerApis: schedulers.map((scheduler) => scheduler.api),
     warnings: () => sinks.reduce((sum, sink) => sum + sink.warnings(), 0),
     metrics: async () =>
       (
