@@ -1,32 +1,9 @@
 import { expect } from "chai";
+import { expectWellFormedXml } from "../../test/support/well-formed-xml.js";
 import { barChart, escapeXml, formatNumber, groupedBarChart, niceScale, stackedBarChart } from "./svg.js";
 
-/**
- * Well-formed enough for any XML parser: one root <svg>, every tag closed in order, attributes
- * quoted, no raw `<` or `&` in text. Returns the elements' names in document order.
- */
 function checkWellFormed(svg: string): string[] {
-  const names: string[] = [];
-  const open: string[] = [];
-  const token = /<(\/?)([a-zA-Z]+)((?:\s+[a-zA-Z][a-zA-Z0-9:-]*="[^"<]*")*)\s*(\/?)>|([^<]+)/gy;
-  let consumed = 0;
-  for (let match = token.exec(svg); match; match = token.exec(svg)) {
-    consumed = token.lastIndex;
-    const [, closing, name, , selfClosing, content] = match;
-    if (content !== undefined) {
-      expect(content, "text").not.to.match(/&(?!(lt|gt|amp|quot|apos);)/);
-      continue;
-    }
-    if (closing) {
-      expect(open.pop(), `closing </${name}>`).to.equal(name);
-    } else {
-      if (open.length === 0) expect(names, "a single root").to.have.length(0);
-      names.push(name as string);
-      if (!selfClosing) open.push(name as string);
-    }
-  }
-  expect(consumed, "everything parsed").to.equal(svg.length);
-  expect(open, "unclosed elements").to.deep.equal([]);
+  const names = expectWellFormedXml(svg);
   expect(names[0]).to.equal("svg");
   return names;
 }

@@ -38,6 +38,8 @@ export interface GroupedBarChart {
   references?: Reference[];
 }
 
+/** Targets and ceilings drawn over the bars: dark, so as not to read as one of the series. */
+const REFERENCE = "#222222";
 const WIDTH = 760;
 const LABEL_WIDTH = 210;
 const VALUE_WIDTH = 90;
@@ -114,8 +116,8 @@ function horizontalAxis(scale: { max: number; step: number }, top: number, botto
 
 function verticalReferences(refs: Reference[], x: (v: number) => number, top: number, bottom: number): string[] {
   return refs.flatMap((ref) => [
-    `<line ${attrs({ x1: x(ref.value), y1: top - 4, x2: x(ref.value), y2: bottom, stroke: "#d62728", "stroke-dasharray": "5 3" })}><title>${escapeXml(`${ref.label}: ${formatNumber(ref.value)}`)}</title></line>`,
-    text(x(ref.value) + 3, top - 6, ref.label, { fill: "#d62728", "font-size": 11 }),
+    `<line ${attrs({ x1: x(ref.value), y1: top - 4, x2: x(ref.value), y2: bottom, stroke: REFERENCE, "stroke-dasharray": "5 3" })}><title>${escapeXml(`${ref.label}: ${formatNumber(ref.value)}`)}</title></line>`,
+    text(x(ref.value) + 3, top - 6, ref.label, { fill: REFERENCE, "font-size": 11 }),
   ]);
 }
 
@@ -223,9 +225,10 @@ export function groupedBarChart(chart: GroupedBarChart): string {
   });
   for (const ref of refs) {
     body.push(
-      `<line ${attrs({ x1: left, y1: y(ref.value), x2: right, y2: y(ref.value), stroke: "#d62728", "stroke-dasharray": "5 3" })}><title>${escapeXml(`${ref.label}: ${formatNumber(ref.value)}`)}</title></line>`,
+      `<line ${attrs({ x1: left, y1: y(ref.value), x2: right, y2: y(ref.value), stroke: REFERENCE, "stroke-dasharray": "5 3" })}><title>${escapeXml(`${ref.label}: ${formatNumber(ref.value)}`)}</title></line>`,
     );
-    body.push(text(right, y(ref.value) - 4, ref.label, { "text-anchor": "end", fill: "#d62728", "font-size": 11 }));
+    // At the left, where the groups leave room (their columns are centred).
+    body.push(text(left + 4, y(ref.value) - 4, ref.label, { fill: REFERENCE, "font-size": 11 }));
   }
   return svgDocument(height, chart.title, body);
 }
