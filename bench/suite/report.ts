@@ -1,6 +1,5 @@
 import { configName, roleCosts } from "../capacity/report.js";
 import { CPU_ROLES, type CpuUse, cpuUsPerMessage } from "../pipeline/cpu-window.js";
-import { field } from "../shared/summary-line.js";
 import { formatNumber } from "../shared/svg.js";
 import {
   apiCpuChart,
@@ -300,7 +299,7 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
         "",
         "What saturates first, lowest rate first:",
         "",
-        ...capacity.limits.map((l) => `- ${l.what}: ${field(l.maxRatePerS)} msg/s`),
+        ...capacity.limits.map((l) => `- ${l.what}: ${formatNumber(l.maxRatePerS)} msg/s`),
         "",
       );
     }
