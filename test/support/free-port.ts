@@ -13,12 +13,21 @@ export function isPortFree(port: number): Promise<boolean> {
   });
 }
 
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
 /**
- * `count` distinct free ports from the test range, tried in random order so that test runs in
- * parallel seldom pick the same ones. `avoid` excludes ports already handed out.
+ * `count` distinct free ports from `range` (the test range by default), tried in random order so
+ * that runs in parallel seldom pick the same ones. `avoid` excludes ports already handed out.
  */
-export async function freePorts(count: number, avoid: readonly number[] = []): Promise<number[]> {
-  const { first, last } = TEST_PORT_RANGE;
+export async function freePorts(
+  count: number,
+  avoid: readonly number[] = [],
+  range: PortRange = TEST_PORT_RANGE,
+): Promise<number[]> {
+  const { first, last } = range;
   const candidates = shuffledRange(first, last).filter((p) => !avoid.includes(p));
   const ports: number[] = [];
   for (const port of candidates) {
