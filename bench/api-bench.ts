@@ -12,7 +12,7 @@
  * shared host) weighs on all of them alike. The API runs in a child process by
  * default: in-process, the load generator's own CPU per request (for gRPC about as much as the
  * server's) lands on the API's single event loop. The last stdout line is a one-line summary for
- * scripts; JSON goes to bench/results/. See bench/README.md for how to read the numbers and for
+ * scripts; JSON goes to bench/results/runs/ (or --results-file). See bench/README.md for how to read the numbers and for
  * the modules under bench/api/.
  */
 import os from "node:os";

@@ -2,6 +2,7 @@ import { createLogger } from "#platform/logger.js";
 import { createApi } from "../../api/src/api.js";
 import type { ApiConfig } from "../../api/src/config.js";
 import { freePorts } from "../../test/support/free-port.js";
+import { BENCH_PORT_RANGE } from "../shared/environment.js";
 import { startHttpService } from "../shared/service-process.js";
 import type { ApiBenchOptions } from "./options.js";
 
@@ -26,7 +27,7 @@ export async function startApiServer(
     const api = await createApi(config, createLogger("api", config.logLevel)).start();
     return { url: api.url, stop: () => api.stop() };
   }
-  const [port] = await freePorts(1);
+  const [port] = await freePorts(1, [], BENCH_PORT_RANGE);
   const url = `http://127.0.0.1:${port}`;
   const service = await startHttpService("api/src/main.ts", url, {
     env: {

@@ -20,6 +20,8 @@ export interface ApiBenchOptions {
   /** Extra node flags for the API child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (not allowed in NODE_OPTIONS). */
   serverNodeArgs: string[];
   phases: PhaseName[];
+  /** Where the JSON goes (`npm run bench` sets it); default bench/results/runs/api-<time>.json. */
+  resultsFile: string | undefined;
 }
 
 /** The command line of `npm run bench:api`; a UsageError names the flag that is wrong. */
@@ -34,6 +36,7 @@ export function readApiBenchOptions(args: string[]): ApiBenchOptions {
     // The flags `npm run api` starts the API with.
     "server-node-args": { type: "string", default: "--max-semi-space-size=32" },
     phases: { type: "string", default: PHASES.join(",") },
+    "results-file": { type: "string" },
   });
   const positive = (flag: string, value: string, integer: boolean) => {
     const n = Number(value);
@@ -60,5 +63,6 @@ export function readApiBenchOptions(args: string[]): ApiBenchOptions {
     server,
     serverNodeArgs: values["server-node-args"].split(" ").filter((arg) => arg !== ""),
     phases,
+    resultsFile: values["results-file"],
   };
 }

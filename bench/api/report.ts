@@ -6,6 +6,20 @@ import type { ErrorTally } from "./error-tally.js";
 import { log } from "./log.js";
 import type { ApiBenchOptions } from "./options.js";
 import type { PhaseResult } from "./phases.js";
+import { type ApiSummary, apiSummaryLine, summarizeApi } from "./summary.js";
+
+/** The JSON an API run writes, which `npm run bench` reads back. */
+export interface ApiResultsFile {
+  bench: "api";
+  finishedAt: string;
+  options: ApiBenchOptions;
+  dbPoolMax: number;
+  serverWarmUpErrors: { count: number; samples: { message: string; count: number }[] };
+  machine: { cores: number; cpu: string | undefined; node: string };
+  sql: typeof UPSERT_STATEMENT;
+  phases: (PhaseResult & { ratioToBaseline: number })[];
+  summary: ApiSummary;
+}
 
 /**
  * The stdout report: the phase table, each round's ratio, errors, the CPU table, the results
@@ -46,8 +60,9 @@ export async function reportApiBench(
   }
   lines.push(...cpuLines(results));
 
+  const summary = summarizeApi(results);
   const finishedAt = new Date();
-  const file = await writeResultsFile("api", finishedAt, {
+  const resultsFile: ApiResultsFile = {
     bench: "api",
     finishedAt: finishedAt.toISOString(),
     options,
@@ -56,17 +71,11 @@ export async function reportApiBench(
     machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
     sql: UPSERT_STATEMENT,
     phases: results.map((r) => ({ ...r, ratioToBaseline: r.name === "baseline" ? 1 : ratio(r) })),
-  });
+    summary,
+  };
+  const file = await writeResultsFile("api", finishedAt, resultsFile, options.resultsFile);
   lines.push(`results: ${file}`);
-
-  const rest = byName.get("rest");
-  const grpc = byName.get("grpc");
-  lines.push(
-    `bench:api baseline_per_s=${Math.round(baseline)} rest_per_s=${Math.round(rest?.perSecond ?? 0)}` +
-      ` grpc_per_s=${Math.round(grpc?.perSecond ?? 0)} rest_ratio=${ratio(rest).toFixed(2)}` +
-      ` grpc_ratio=${ratio(grpc).toFixed(2)} rest_p99_ms=${(rest?.p99Ms ?? 0).toFixed(2)}` +
-      ` grpc_p99_ms=${(grpc?.p99Ms ?? 0).toFixed(2)}`,
-  );
+  lines.push(apiSummaryLine(summary));
   process.stdout.write(`${lines.join("\n")}\n`);
 
   const failed = [

@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { metricSum } from "./metrics-text.js";
 import type { Pipeline } from "./services.js";
 
 /** What the services' metrics say about the scheduler's calls to the API over a window. */
@@ -15,16 +16,6 @@ export interface CallStats {
    */
   callShare: number;
   eventsPublished: number;
-}
-
-/** Sums the samples of a metric whose labels contain every `match` fragment. */
-function metricSum(text: string, name: string, ...match: string[]): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name) || (line[name.length] !== "{" && line[name.length] !== " ")) continue;
-    if (match.every((fragment) => line.includes(fragment))) sum += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
-  }
-  return sum;
 }
 
 /** Reads the metrics now; the returned function reads them again and gives the difference. */

@@ -11,7 +11,7 @@ import type { Settings } from "./settings.js";
 import type { Workload } from "./workload.js";
 
 export interface EndToEndResult extends RateResult {
-  /** Scheduler process start → group joined (not part of the measured time). */
+  /** Scheduler process start → group joined (or settled, when fed): not part of the measured time. */
   startupS: number;
   /** When the last row was written, from the clock start (the relay's tail is the rest). */
   rowsDoneS: number;
@@ -23,8 +23,10 @@ export interface EndToEndResult extends RateResult {
 }
 
 /**
- * The preloaded workload through the real pipeline: from the scheduler joining its group until
- * every expected event is on the persisted topic and the row count matches.
+ * The workload through the real pipeline, until every expected event is on the persisted topic
+ * and the row count matches. Preloaded (no `feed`): the clock starts when the scheduler joins its
+ * group. With `feed` (several schedulers): once the group has settled, so that no rebalance is
+ * timed, `feed` produces the workload while the clock runs.
  */
 export async function measureEndToEnd(
   settings: Settings,
@@ -33,15 +35,26 @@ export async function measureEndToEnd(
   databaseUrl: string,
   workload: Workload,
   expected: ReadonlyMap<string, number>,
+  feed?: () => Promise<unknown>,
 ): Promise<EndToEndResult> {
   const spawned = Date.now();
-  const cpu = await openCpuWindow(pipeline.pids);
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   try {
-    const startMs = await Promise.race([pipeline.joined, pipeline.failed]);
-    const calls = await openCallWindow(pipeline, Math.min(settings.partitions, settings.partitionsConcurrently));
-    log(`[e2e] scheduler joined its group ${((startMs - spawned) / 1000).toFixed(1)} s after start; clock started`);
+    const ready = await Promise.race([feed ? pipeline.settled : pipeline.joined, pipeline.failed]);
+    // Opened once the services have started: their start-up (tsx compiling them) is not the job.
+    const cpu = await openCpuWindow(pipeline.services);
+    const schedulers = pipeline.services.filter((service) => service.role === "scheduler").length;
+    const calls = await openCallWindow(
+      pipeline,
+      Math.min(settings.partitions, schedulers * settings.partitionsConcurrently),
+    );
+    const startMs = feed ? Date.now() : ready;
+    const feeding = feed?.();
+    feeding?.catch(() => {});
+    log(
+      `[e2e] ${feed ? "group settled" : "scheduler joined its group"} ${((ready - spawned) / 1000).toFixed(1)} s after start; clock started`,
+    );
     const target = workload.expectedEvents;
     let seen = 0;
     let missing = target;
@@ -71,6 +84,7 @@ export async function measureEndToEnd(
     } finally {
       stop();
     }
+    await feeding;
     let rows = await countRows(db);
     while (rows < workload.distinctIds && missing === 0) {
       // Events follow their rows' commit, so this is a check rather than a wait.
@@ -84,7 +98,7 @@ export async function measureEndToEnd(
     const seconds = (endMs - startMs) / 1000;
     return {
       ...rateResult(target - missing, seconds),
-      startupS: (startMs - spawned) / 1000,
+      startupS: (ready - spawned) / 1000,
       rowsDoneS: (Number(lastRow.rows[0]?.ms ?? endMs) - startMs) / 1000,
       lost: missing,
       duplicates: observer.duplicates(expected),

@@ -52,7 +52,7 @@ export async function measureLatency(
   const label = `latency ${load.rate}/s`;
   let sent = 0;
   let queued = 0;
-  const cpu = await openCpuWindow(pipeline.pids);
+  const cpu = await openCpuWindow(pipeline.services);
   const meter = rateMeter();
   const stop = everySecond(
     () =>

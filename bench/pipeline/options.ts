@@ -13,6 +13,8 @@ export interface PipelineBenchOptions {
   latencyS: number;
   rate: number;
   nodeArgs: string[];
+  /** Where the JSON goes (`npm run bench` sets it); default bench/results/runs/pipeline-<time>.json. */
+  resultsFile: string | undefined;
 }
 
 /** The command line of `npm run bench:pipeline`; a UsageError names the flag that is wrong. */
@@ -24,6 +26,7 @@ export function readPipelineBenchOptions(args: string[]): PipelineBenchOptions {
     "latency-s": { type: "string", default: "10" },
     rate: { type: "string", default: "1000" },
     "node-args": { type: "string", default: "" },
+    "results-file": { type: "string" },
   });
   const positiveInt = (flag: string, value: string): number => {
     const n = Number(value);
@@ -48,5 +51,6 @@ export function readPipelineBenchOptions(args: string[]): PipelineBenchOptions {
     latencyS: positiveInt("latency-s", values["latency-s"]),
     rate: positiveInt("rate", values.rate),
     nodeArgs: values["node-args"].split(" ").filter((arg) => arg !== ""),
+    resultsFile: values["results-file"],
   };
 }

@@ -1,7 +1,8 @@
 import os from "node:os";
 import { writeResultsFile } from "../shared/results-file.js";
+import { field } from "../shared/summary-line.js";
 import type { CallStats } from "./call-stats.js";
-import type { CpuUse } from "./cpu-window.js";
+import { type CpuUse, cpuUsPerMessage } from "./cpu-window.js";
 import type { EndToEndResult } from "./end-to-end.js";
 import type { FinalChecks } from "./final-checks.js";
 import type { LatencyResult } from "./latency.js";
@@ -9,6 +10,17 @@ import { log } from "./log.js";
 import type { PipelineBenchOptions } from "./options.js";
 import type { RateResult } from "./rate-result.js";
 import type { Settings } from "./settings.js";
+import { composedCeiling, type PipelineSummary, pipelineSummaryLine, summarizePipeline } from "./summary.js";
+
+/** The JSON a pipeline run writes, which `npm run bench` reads back. */
+export type PipelineResultsFile = Omit<PipelineReport, "settings"> & {
+  bench: "pipeline";
+  finishedAt: string;
+  machine: { cores: number; cpu: string | undefined; node: string };
+  settings: Omit<Settings, "kafka"> & { brokers: string[] };
+  ratios: { e2eToKafka: number; e2eToPg: number };
+  summary: PipelineSummary;
+};
 
 export interface PipelineReport {
   options: PipelineBenchOptions;
@@ -32,7 +44,6 @@ export interface PipelineReport {
  */
 export async function reportPipelineBench(result: PipelineReport): Promise<void> {
   const { options, settings, e2e, kafkaPipe, pgCeiling, final } = result;
-  const [atRate] = result.latencies;
   const perS = (n: number) => Math.round(n).toString();
   const ratio = (ceiling: number) => (ceiling > 0 ? e2e.perSecond / ceiling : 0).toFixed(2);
   const row = (phase: string, messages: number, seconds: number, perSecond: number, note: string) =>
@@ -73,12 +84,15 @@ export async function reportPipelineBench(result: PipelineReport): Promise<void>
       pgCeiling.perSecond,
       `prepared UPSERT_SQL, ${settings.apiBatchSize}/statement, ${pgCeiling.concurrency} concurrent`,
     ),
+    `${"composed ceiling".padEnd(35)}${perS(composedCeiling(kafkaPipe.perSecond, pgCeiling.perSecond)).padStart(10)}` +
+      "  1 / (1/kafka + 1/pg): both jobs on the same cores",
     row(
       "end to end",
       e2e.messages,
       e2e.seconds,
       e2e.perSecond,
-      `${ratio(kafkaPipe.perSecond)} of kafka, ${ratio(pgCeiling.perSecond)} of pg; rows done at ${e2e.rowsDoneS.toFixed(2)} s; ` +
+      `${ratio(kafkaPipe.perSecond)} of kafka, ${ratio(pgCeiling.perSecond)} of pg, ` +
+        `${ratio(composedCeiling(kafkaPipe.perSecond, pgCeiling.perSecond))} of composed; rows done at ${e2e.rowsDoneS.toFixed(2)} s; ` +
         `startup ${e2e.startupS.toFixed(1)} s; lost ${e2e.lost}, duplicates ${e2e.duplicates}`,
     ),
     `${"latency".padEnd(18)}${"sent".padStart(8)}${"p50 ms".padStart(9)}${"p90 ms".padStart(9)}${"p99 ms".padStart(9)}${"max ms".padStart(9)}${"lost".padStart(6)}   (record time → event time; p50/p99 of parts)`,
@@ -103,9 +117,17 @@ export async function reportPipelineBench(result: PipelineReport): Promise<void>
       `duplicate events ${final.duplicates}, service warnings ${final.serviceWarnings}`,
   ];
 
+  const summary = summarizePipeline({
+    messages: result.workload.records,
+    e2e,
+    kafkaPipe,
+    pgCeiling,
+    latencies: result.latencies,
+    lost: final.lost,
+  });
   const finishedAt = new Date();
   const { kafka: _kafka, ...serviceSettings } = settings;
-  const file = await writeResultsFile("pipeline", finishedAt, {
+  const resultsFile: PipelineResultsFile = {
     bench: "pipeline",
     finishedAt: finishedAt.toISOString(),
     machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
@@ -113,14 +135,12 @@ export async function reportPipelineBench(result: PipelineReport): Promise<void>
     // The Kafka config holds SASL credentials when they are set: only the brokers go to the file.
     settings: { ...serviceSettings, brokers: settings.kafka.brokers },
     ratios: { e2eToKafka: Number(ratio(kafkaPipe.perSecond)), e2eToPg: Number(ratio(pgCeiling.perSecond)) },
-  });
+    summary,
+  };
+  const file = await writeResultsFile("pipeline", finishedAt, resultsFile, options.resultsFile);
   lines.push(`results: ${file}`);
   const lost = final.lost;
-  lines.push(
-    `bench:pipeline messages=${result.workload.records} e2e_per_s=${perS(e2e.perSecond)} kafka_ceiling_per_s=${perS(kafkaPipe.perSecond)} ` +
-      `pg_ceiling_per_s=${perS(pgCeiling.perSecond)} p50_ms=${Math.round(atRate?.p50Ms ?? 0)} ` +
-      `p99_ms=${Math.round(atRate?.p99Ms ?? 0)} lost=${lost}`,
-  );
+  lines.push(pipelineSummaryLine(summary));
   process.stdout.write(`${lines.join("\n")}\n`);
   const problems = [
     ...(lost > 0 ? [`${lost} events lost`] : []),
@@ -143,17 +163,16 @@ function callLines(calls: CallStats | undefined): string[] {
 }
 
 /** Cores each process kept busy per phase, and CPU per message of all but `others`. */
-function cpuLines(phases: readonly (readonly [string, CpuUse | undefined, number])[]): string[] {
+export function cpuLines(phases: readonly (readonly [string, CpuUse | undefined, number])[]): string[] {
   return [
     `${"cpu (cores)".padEnd(18)}${["bench", "api", "sched", "relay", "pg", "kafka", "others", "busy", "µs/msg"].map((h) => h.padStart(8)).join("")}` +
       "   (µs/msg: CPU of all but others, per message)",
     ...phases.flatMap(([name, cpu, messages]) => {
       if (!cpu) return [];
       const cores = (s: number) => (s / cpu.seconds).toFixed(2).padStart(8);
-      const ours = cpu.bench + cpu.api + cpu.scheduler + cpu.relay + cpu.postgres + cpu.kafka;
       return [
         `${name.padEnd(18)}${cores(cpu.bench)}${cores(cpu.api)}${cores(cpu.scheduler)}${cores(cpu.relay)}${cores(cpu.postgres)}` +
-          `${cores(cpu.kafka)}${cores(cpu.others)}${cores(cpu.machine)}${((ours * 1e6) / Math.max(1, messages)).toFixed(0).padStart(8)}`,
+          `${cores(cpu.kafka)}${cores(cpu.others)}${cores(cpu.machine)}${field(cpuUsPerMessage(cpu, messages)).padStart(8)}`,
       ];
     }),
   ];

@@ -4,9 +4,6 @@ import net from "node:net";
 /** The ports tests may start their own servers on (brokers, embedded PostgreSQL, services). */
 export const TEST_PORT_RANGE = { first: 19200, last: 19299 } as const;
 
-/** First and last port (inclusive) a caller may take: the tests', or a tool's own (the fault suite's). */
-export type PortRange = { readonly first: number; readonly last: number };
-
 /** Resolves true if nothing listens on 127.0.0.1:port and it can be bound. */
 export function isPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -16,9 +13,14 @@ export function isPortFree(port: number): Promise<boolean> {
   });
 }
 
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
 /**
- * `count` distinct free ports from the test range, tried in random order so that test runs in
- * parallel seldom pick the same ones. `avoid` excludes ports already handed out.
+ * `count` distinct free ports from `range` (the test range by default), tried in random order so
+ * that runs in parallel seldom pick the same ones. `avoid` excludes ports already handed out.
  */
 export async function freePorts(
   count: number,

@@ -1,0 +1,108 @@
+import { execFileSync } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { BENCH_POSTGRES_URL, REPOSITORY_ROOT } from "../shared/environment.js";
+
+/** What the numbers were measured on. */
+export interface MachineInfo {
+  cores: number;
+  cpuModel: string | undefined;
+  memoryGiB: number;
+  os: string;
+  /** 1, 5 and 15 minute load averages when the run started and ended. */
+  loadBefore: number[];
+  loadAfter: number[];
+}
+
+export interface Versions {
+  node: string;
+  kafkajs: string | undefined;
+  postgres: string | undefined;
+  /** The broker's, read from the running broker's class path; undefined if it runs elsewhere. */
+  kafka: string | undefined;
+}
+
+export interface GitInfo {
+  commit: string | undefined;
+  /** Uncommitted changes (tracked or not) when the run started. */
+  dirty: boolean | undefined;
+}
+
+export function machineInfo(loadBefore: number[], loadAfter: number[]): MachineInfo {
+  return {
+    cores: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()}`,
+    loadBefore,
+    loadAfter,
+  };
+}
+
+export function gitInfo(): GitInfo {
+  const git = (...args: string[]) =>
+    execFileSync("git", args, { cwd: REPOSITORY_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  try {
+    return { commit: git("rev-parse", "HEAD").trim(), dirty: git("status", "--porcelain").trim() !== "" };
+  } catch {
+    return { commit: undefined, dirty: undefined };
+  }
+}
+
+export async function versions(): Promise<Versions> {
+  return {
+    node: process.version,
+    kafkajs: kafkajsVersion(),
+    postgres: await postgresVersion().catch(() => undefined),
+    kafka: await kafkaVersion().catch(() => undefined),
+  };
+}
+
+function kafkajsVersion(): string | undefined {
+  try {
+    return (createRequire(import.meta.url)("kafkajs/package.json") as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+async function postgresVersion(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: BENCH_POSTGRES_URL, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ server_version: string }>("SHOW server_version");
+    return rows[0]?.server_version;
+  } finally {
+    await client.end();
+  }
+}
+
+/** A Kafka version in a broker's command line or its libs' file names: `kafka-4.4.0/`, `kafka_2.13-3.7.0/`, `kafka-server-4.0.0.jar`. */
+export function kafkaVersionIn(text: string): string | undefined {
+  return (
+    /(?:^|[/\s:=])kafka(?:_[\d.]+)?-(\d+\.\d+\.\d+)(?=[/\s:]|$)/.exec(text)?.[1] ??
+    /kafka-(?:server|clients)-(\d+\.\d+\.\d+)\.jar/.exec(text)?.[1]
+  );
+}
+
+/** The version of a broker running on this machine (kafka.Kafka in a java process), from its class path. */
+async function kafkaVersion(): Promise<string | undefined> {
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    const args = cmdline.split("\0");
+    if (!args.includes("kafka.Kafka")) continue;
+    const found = kafkaVersionIn(args.join(" "));
+    if (found) return found;
+    const classPath = args[args.indexOf("-cp") + 1] ?? "";
+    for (const dir of classPath.split(":").map((p) => path.dirname(p))) {
+      const jars = await readdir(dir).catch(() => []);
+      const inLibs = kafkaVersionIn(jars.join(" "));
+      if (inLibs) return inLibs;
+    }
+  }
+  return undefined;
+}
