@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import * as createProducts from "./migrations/20261127000000_create_products.js";
 import * as createProductEvents from "./migrations/20261127010000_create_product_events.js";
+import * as orderWritesBySource from "./migrations/20261202000000_order_writes_by_source.js";
 
 /**
  * Migrations are imported statically rather than found by scanning a folder, so they run the same
@@ -9,6 +10,7 @@ import * as createProductEvents from "./migrations/20261127010000_create_product
 const migrations: Record<string, Knex.Migration> = {
   "20261127000000_create_products": createProducts,
   "20261127010000_create_product_events": createProductEvents,
+  "20261202000000_order_writes_by_source": orderWritesBySource,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {

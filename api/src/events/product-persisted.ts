@@ -2,7 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import type { IHeaders, Message } from "kafkajs";
 import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
 import { ProductRow } from "../db/product-model.js";
-import { rowToProduct } from "../products/product-repository.js";
+import { rowToProduct, sourceOf } from "../products/product-repository.js";
 import { parseTimestamp } from "../products/timestamp.js";
 
 /** A row of the product_events outbox table. */
@@ -23,13 +23,16 @@ export const EVENT_CONTENT_TYPE = "application/x-protobuf";
  * stay in one partition, in order; headers say how to decode it and carry the id to dedupe on.
  */
 export function toEventRecord(row: OutboxRow): Message {
-  const product = rowToProduct(ProductRow.fromDatabaseJson(row.product));
+  const stored = ProductRow.fromDatabaseJson(row.product);
+  const product = rowToProduct(stored);
   const persistedAt = parseTimestamp(row.persisted_at);
+  const source = sourceOf(stored);
   const event = create(ProductPersistedSchema, {
     eventId: row.event_id,
     product,
     version: product.version,
     ...(persistedAt ? { persistedAt } : {}),
+    ...(source ? { source } : {}),
   });
   const headers: IHeaders = {
     "content-type": EVENT_CONTENT_TYPE,

@@ -9,21 +9,23 @@ import { parseTimestamp } from "./timestamp.js";
 
 const NOW = Date.parse("2024-06-29T12:00:00Z");
 
-function product(id: string, timestamp: string): Product {
-  return create(ProductSchema, {
-    id,
-    name: "Nome do Produto",
-    pricing: { amount: "1", currency: "BRL" },
-    availability: { quantity: 1, timestamp: parseTimestamp(timestamp) },
-  });
+function product(id: string, timestamp: string): { product: Product } {
+  return {
+    product: create(ProductSchema, {
+      id,
+      name: "Nome do Produto",
+      pricing: { amount: "1", currency: "BRL" },
+      availability: { quantity: 1, timestamp: parseTimestamp(timestamp) },
+    }),
+  };
 }
 
 /** Stores nothing: answers STALE for ids starting with "stale", CREATED for the rest. */
 function fakeRepository(written: string[]): ProductRepository {
   return {
-    async upsert(products) {
-      written.push(...products.map((p) => p.id));
-      return products.map((p) => ({
+    async upsert(writes) {
+      written.push(...writes.map((w) => w.product.id));
+      return writes.map(({ product: p }) => ({
         product: p,
         outcome: p.id.startsWith("stale") ? WriteOutcome.STALE : WriteOutcome.CREATED,
       }));

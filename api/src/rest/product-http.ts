@@ -69,6 +69,9 @@ export const productHttp: OpenApiDeclaration<typeof ProductService> = {
       description:
         "Creates the product, or updates it when the id exists and the content differs: an idempotent upsert. " +
         "A write whose `availability.timestamp` is older than the stored one changes nothing. " +
+        "With an equal timestamp, a REST write is newer than a write from Kafka (so replaying the topic never " +
+        "undoes it), and among REST writes the last to arrive wins: a retried request changes nothing, a " +
+        "different product with the same timestamp replaces the stored one. " +
         "Answers 201 when the product was created, 200 otherwise, always with the product as stored.",
       responses: {
         "201": "Created: the id was new. The product as stored.",
