@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ApiError } from "../errors.js";
-import { createProductCatalog } from "./product-catalog.js";
+import { createProductCatalog, decodePageToken, encodePageToken } from "./product-catalog.js";
 import type { ProductRepository, WriteResult } from "./product-repository.js";
 import { parseTimestamp } from "./timestamp.js";
 
@@ -78,5 +78,20 @@ describe("product catalog", () => {
     await catalog.create(product("new", "2024-06-29T11:00:00Z"));
     await catalog.createMany([product("stale-1", "2024-06-29T11:00:00Z"), product("new-2", "2024-06-29T11:00:00Z")]);
     expect(seen.map((r) => r.outcome)).to.deep.equal([WriteOutcome.CREATED, WriteOutcome.STALE, WriteOutcome.CREATED]);
+  });
+
+  it("reads back the page tokens it makes, and refuses others, the (created_at, id) tokens of earlier versions included", () => {
+    const cursor = { createdXid: "18446744073709551615", id: "12345" };
+    expect(decodePageToken(encodePageToken(cursor))).to.deep.equal(cursor);
+    const token = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    for (const forged of [
+      token(["2024-06-29T00:30:03.254878Z", "12345"]),
+      token(["18446744073709551616", "12345"]),
+      token(["-1", "12345"]),
+      token(["12", "12345", "x"]),
+      "bm90LWEtdG9rZW4",
+    ]) {
+      expect(() => decodePageToken(forged), forged).to.throw(ApiError, "page_token");
+    }
   });
 });

@@ -2,7 +2,6 @@ import type { Product } from "#gen/products/v1/product_pb.js";
 import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
 import { ApiError, asApiError, invalidArgument } from "../errors.js";
 import type { ListCursor, ProductRepository, ProductWrite, WriteResult } from "./product-repository.js";
-import { parseTimestamp } from "./timestamp.js";
 import { type ClockPolicy, validateWrite, type WriteRequest } from "./validation.js";
 import { createWriteCoalescer, type WriteCoalescerOptions } from "./write-coalescer.js";
 
@@ -85,16 +84,20 @@ export function createProductCatalog(repository: ProductRepository, options: Pro
   };
 }
 
+/** An xid8 in decimal: 1 to 20 digits, within 2^64. */
+const XID8 = /^\d{1,20}$/;
+
 export function encodePageToken(cursor: ListCursor): string {
-  return Buffer.from(JSON.stringify([cursor.createdAt, cursor.id])).toString("base64url");
+  return Buffer.from(JSON.stringify([cursor.createdXid, cursor.id])).toString("base64url");
 }
 
+/** Reads a token of encodePageToken; the (created_at, id) tokens of earlier versions are refused. */
 export function decodePageToken(token: string): ListCursor {
   try {
     const value: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
     if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string")) {
-      const [createdAt, id] = value as [string, string];
-      if (parseTimestamp(createdAt)) return { createdAt, id };
+      const [createdXid, id] = value as [string, string];
+      if (XID8.test(createdXid) && BigInt(createdXid) < 2n ** 64n) return { createdXid, id };
     }
   } catch {
     // fall through to the error below

@@ -19,9 +19,10 @@ export interface WriteResult {
   outcome: WriteOutcome;
 }
 
-/** Position in the list order (created_at, id); the page token encodes it. */
+/** Position in the list order (created_xid, id); the page token encodes it. */
 export interface ListCursor {
-  createdAt: string;
+  /** The creating transaction's id (xid8), in decimal. */
+  createdXid: string;
   id: string;
 }
 
@@ -83,6 +84,35 @@ WITH written AS (
   FROM written WHERE changed ORDER BY id
 )
 SELECT * FROM written`;
+
+/**
+ * The oldest transaction whose rows may still appear in this database: the list's snapshot's oldest
+ * running transaction, leaving out those pg_stat_activity shows in another database (they cannot
+ * write here; one that ended meanwhile is kept, to be safe), or the snapshot's xmax when none runs.
+ * Every row created by an earlier transaction is already visible, or never will be.
+ */
+const LIST_HORIZON_SQL = `
+  SELECT coalesce(min(running.xid), pg_snapshot_xmax(pg_current_snapshot()))
+  FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
+  WHERE NOT EXISTS (
+    SELECT FROM pg_stat_activity a
+    WHERE a.backend_xid = running.xid::xid AND a.datname IS DISTINCT FROM current_database()
+  )`;
+
+/**
+ * A page in (created_xid, id) order, ending before the horizon: a row created by a transaction that
+ * is still running (or started after one that is) is listed only once that one has ended, so no page
+ * token ever passes a row that commits later. Bindings: [xid, id] of the cursor if any, then the limit.
+ */
+function listSql(afterCursor: boolean): string {
+  return `
+SELECT ${PRODUCT_COLUMNS.join(", ")}, created_xid::text AS cursor_xid
+FROM products
+WHERE created_xid < (${LIST_HORIZON_SQL})
+  ${afterCursor ? "AND (created_xid, id) > (?::xid8, ?)" : ""}
+ORDER BY products.created_xid, products.id
+LIMIT ?`;
+}
 
 /**
  * The upsert runs as a named prepared statement on the pool's own pg connection: it is the hot
@@ -230,16 +260,18 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
 
     list: (pageSize, after) =>
       withDatabaseErrors(async () => {
-        const query = ProductRow.query(knex)
-          .select(PRODUCT_COLUMNS)
-          .orderBy([{ column: "created_at" }, { column: "id" }])
-          .limit(pageSize + 1);
-        if (after) query.whereRaw("(created_at, id) > (?::timestamptz, ?)", [after.createdAt, after.id]);
-        const rows = await query;
+        const { rows } = await knex.raw<{ rows: (Record<string, unknown> & { cursor_xid: string })[] }>(
+          listSql(after !== undefined),
+          after ? [after.createdXid, after.id, pageSize + 1] : [pageSize + 1],
+        );
         const page = rows.slice(0, pageSize);
         const last = page.at(-1);
-        const next = rows.length > pageSize && last ? { createdAt: last.createdAt, id: last.id } : undefined;
-        return { products: page.map(rowToProduct), ...(next ? { next } : {}) };
+        const next =
+          rows.length > pageSize && last ? { createdXid: last.cursor_xid, id: last.id as string } : undefined;
+        return {
+          products: page.map((row) => rowToProduct(ProductRow.fromDatabaseJson(row))),
+          ...(next ? { next } : {}),
+        };
       }),
 
     ping: () =>

@@ -79,7 +79,14 @@ export const productHttp: OpenApiDeclaration<typeof ProductService> = {
       },
     },
     getProduct: { description: "Returns one product." },
-    listProducts: { description: "Lists products in creation order, one page at a time." },
+    listProducts: {
+      description:
+        "Lists products in the order they were created (by creating transaction, then id), one page at a time. " +
+        "A page never passes a product that may still appear: a product created while an older write transaction " +
+        "of the database is still open is listed once that one ends (usually within milliseconds; " +
+        "`GET /products/{id}` sees it at once). So a client that pages on later from the last `next_page_token` " +
+        "it got misses no product, however late its transaction committed.",
+    },
   },
   fields: {
     "products.v1.ListProductsRequest.page_size": {

@@ -364,7 +364,11 @@ export const ProductService: GenService<{
     output: typeof GetProductResponseSchema;
   },
   /**
-   * Lists products in creation order, one page at a time.
+   * Lists products in the order they were created (by creating transaction, then id), one page at a
+   * time. A page never passes a product that may still appear: a product created while an older
+   * write transaction of the database is still open is listed once that one ends (usually within
+   * milliseconds; GetProduct sees it at once). So a client that pages on later from the last
+   * next_page_token it got misses no product, however late its transaction committed.
    *
    * @generated from rpc products.v1.ProductService.ListProducts
    */
