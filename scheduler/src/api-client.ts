@@ -12,6 +12,15 @@ import type { Product } from "#gen/products/v1/product_pb.js";
 import { ProductService, type WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import type { SchedulerConfig } from "./config.js";
 
+/**
+ * A product to upsert and the input record it comes from: the API orders writes with equal
+ * availability timestamps by this position, so a replayed record changes nothing.
+ */
+export interface SourcedProduct {
+  product: Product;
+  source: { topic: string; partition: number; offset: bigint };
+}
+
 /** What the API did with one product of a batch. */
 export type ItemResult =
   | { ok: true; outcome: WriteOutcome; version: bigint }
@@ -23,7 +32,7 @@ export interface ProductApi {
    * Upserts the products in order, in one API transaction, and returns one result per product.
    * Throws a ConnectError when the call as a whole fails; see isPermanentItemError.
    */
-  batchCreate(products: readonly Product[]): Promise<ItemResult[]>;
+  batchCreate(writes: readonly SourcedProduct[]): Promise<ItemResult[]>;
   /** Closes pooled connections. */
   close(): void;
 }
@@ -46,14 +55,14 @@ export function createProductApi(config: SchedulerConfig["api"]): ProductApi {
   const { transport, close } = createTransport(config, interceptors);
   const client = createClient(ProductService, transport);
   return {
-    async batchCreate(products) {
+    async batchCreate(writes) {
       const response = await client.batchCreateProducts(
-        { requests: products.map((product) => ({ product })) },
+        { requests: writes.map(({ product, source }) => ({ product, source })) },
         { timeoutMs: config.timeoutMs },
       );
-      if (response.results.length !== products.length) {
+      if (response.results.length !== writes.length) {
         throw new ConnectError(
-          `BatchCreateProducts answered ${response.results.length} results for ${products.length} products`,
+          `BatchCreateProducts answered ${response.results.length} results for ${writes.length} products`,
           Code.Internal,
         );
       }

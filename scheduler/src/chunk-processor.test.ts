@@ -4,9 +4,8 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { expect } from "chai";
 import type { KafkaMessage } from "kafkajs";
 import { pino } from "pino";
-import type { Product } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
-import type { ItemResult, ProductApi } from "./api-client.js";
+import type { ItemResult, ProductApi, SourcedProduct } from "./api-client.js";
 import {
   type ChunkProcessorDeps,
   type Clock,
@@ -61,11 +60,14 @@ const refused = (code: Code, message = "refused") => new ConnectError(message, c
 /** The API: answer decides each call from the product ids sent and the call's number (1-based). */
 class FakeApi implements Pick<ProductApi, "batchCreate"> {
   readonly calls: string[][] = [];
+  /** Each call's source positions, as "topic/partition/offset". */
+  readonly sources: string[][] = [];
   answer: (ids: string[], call: number) => ItemResult[] | Promise<ItemResult[]> = persisted;
 
-  async batchCreate(products: readonly Product[]): Promise<ItemResult[]> {
-    const ids = products.map((product) => product.id);
+  async batchCreate(writes: readonly SourcedProduct[]): Promise<ItemResult[]> {
+    const ids = writes.map(({ product }) => product.id);
     this.calls.push(ids);
+    this.sources.push(writes.map(({ source }) => `${source.topic}/${source.partition}/${source.offset}`));
     // A processor that never gives up would spin on microtasks and hang mocha instead of failing.
     if (this.calls.length > 1000) throw new Error("more than 1000 API calls: the processor loops");
     // Answers later, as a call over the network does.
@@ -247,6 +249,15 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       const lag = (await t.metrics.lag.get()).values[0];
       expect(lag?.labels).to.deep.equal({ topic: TOPIC, partition: String(PARTITION) });
       expect(lag?.value, "high watermark 13 minus next offset 3").to.equal(10);
+    });
+
+    it("when records share a timestamp, then each product carries its record's topic, partition and offset, which order them at the API", async () => {
+      const t = setup({ config: { batchSize: 2 } });
+      await t.process([record(40, "a"), record(41, "a"), record(42, "b")]);
+      expect(t.api.sources).to.deep.equal([
+        [`${TOPIC}/${PARTITION}/40`, `${TOPIC}/${PARTITION}/41`],
+        [`${TOPIC}/${PARTITION}/42`],
+      ]);
     });
 
     it("when the batch holds more than batchSize records, then it is sent in chunks, each committed after its call", async () => {

@@ -2,10 +2,9 @@ import type { EventEmitter } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { KafkaMessage } from "kafkajs";
-import type { Product } from "#gen/products/v1/product_pb.js";
 import { backoffDelay, sleep } from "#platform/backoff.js";
 import type { Logger } from "#platform/logger.js";
-import { type ItemResult, isPermanentItemError, type ProductApi } from "./api-client.js";
+import { type ItemResult, isPermanentItemError, type ProductApi, type SourcedProduct } from "./api-client.js";
 import type { SchedulerConfig } from "./config.js";
 import { DeadLetterPublishError, type DeadLetterPublisher } from "./dead-letter.js";
 import { RecordError } from "./errors.js";
@@ -97,7 +96,8 @@ type ItemState = "pending" | "persisted" | "rejected" | "dead_lettered";
 /** One input record on its way: pending until persisted, or rejected until dead-lettered. */
 interface Item {
   message: KafkaMessage;
-  product: Product | undefined;
+  /** The product and the record's position, which orders writes with equal timestamps. */
+  write: SourcedProduct | undefined;
   state: ItemState;
   rejection: RecordError | undefined;
   /** Attempts made when the record was rejected, for the x-attempts header. */
@@ -144,7 +144,8 @@ class BatchRun {
 
   async run(): Promise<void> {
     const { config } = this.deps;
-    const items = this.batch.messages.map((message) => toItem(message, config.maxRecordBytes));
+    const { topic, partition } = this.batch;
+    const items = this.batch.messages.map((message) => toItem(message, { topic, partition }, config.maxRecordBytes));
     for (const chunk of chunks(items, config.batchSize, config.batchMaxBytes)) {
       if (this.mustStop() || this.partition.isStale()) return;
       if (!(await this.processChunk(chunk))) return;
@@ -190,7 +191,7 @@ class BatchRun {
     const stopTimer = metrics.apiCalls.startTimer();
     let results: ItemResult[];
     try {
-      results = await this.withHeartbeats(api.batchCreate(pending.map((item) => item.product as Product)));
+      results = await this.withHeartbeats(api.batchCreate(pending.map((item) => item.write as SourcedProduct)));
       stopTimer({ status: "ok" });
     } catch (error) {
       if (!(error instanceof ConnectError)) throw error;
@@ -344,13 +345,14 @@ class BatchRun {
   }
 }
 
-function toItem(message: KafkaMessage, maxRecordBytes: number): Item {
+function toItem(message: KafkaMessage, at: { topic: string; partition: number }, maxRecordBytes: number): Item {
   const parsed = parseRecord(message, maxRecordBytes);
   const size = (message.value?.length ?? 0) + (message.key?.length ?? 0) + 64;
   if (parsed.ok) {
-    return { message, product: parsed.product, state: "pending", rejection: undefined, attempts: 0, size };
+    const write = { product: parsed.product, source: { ...at, offset: BigInt(message.offset) } };
+    return { message, write, state: "pending", rejection: undefined, attempts: 0, size };
   }
-  return { message, product: undefined, state: "rejected", rejection: parsed.error, attempts: 1, size };
+  return { message, write: undefined, state: "rejected", rejection: parsed.error, attempts: 1, size };
 }
 
 function reject(item: Item, error: RecordError, attempts: number): void {

@@ -1,23 +1,23 @@
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
+import { ProductSchema } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ApiError } from "../errors.js";
-import type { WriteResult } from "./product-repository.js";
+import type { ProductWrite, WriteResult } from "./product-repository.js";
 import { createWriteCoalescer } from "./write-coalescer.js";
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
-const product = (id: string) => create(ProductSchema, { id });
-const created = (p: Product): WriteResult => ({ product: p, outcome: WriteOutcome.CREATED });
+const product = (id: string): ProductWrite => ({ product: create(ProductSchema, { id }) });
+const created = ({ product: p }: ProductWrite): WriteResult => ({ product: p, outcome: WriteOutcome.CREATED });
 
 /** An upsert whose statements finish only when the test says so, recording each batch. */
 function controllableUpsert() {
   const batches: string[][] = [];
   const finishers: (() => void)[] = [];
-  const upsert = (products: readonly Product[]) =>
+  const upsert = (writes: readonly ProductWrite[]) =>
     new Promise<WriteResult[]>((resolve) => {
-      batches.push(products.map((p) => p.id));
-      finishers.push(() => resolve(products.map(created)));
+      batches.push(writes.map((w) => w.product.id));
+      finishers.push(() => resolve(writes.map(created)));
     });
   return { upsert, batches, finishNext: () => finishers.shift()?.() };
 }
@@ -60,10 +60,10 @@ describe("write coalescer (group commit)", () => {
     });
     let calls = 0;
     const write = createWriteCoalescer(
-      async (products) => {
+      async (writes) => {
         if (calls++ === 0) await gate; // holds the first statement so the next two share one
-        if (products.some((p) => p.id === "bad")) throw new Error("constraint violated");
-        return products.map(created);
+        if (writes.some((w) => w.product.id === "bad")) throw new Error("constraint violated");
+        return writes.map(created);
       },
       { maxInFlight: 1, maxBatch: 10 },
     );

@@ -1,6 +1,5 @@
-import type { Product } from "#gen/products/v1/product_pb.js";
 import { ApiError } from "../errors.js";
-import type { WriteResult } from "./product-repository.js";
+import type { ProductWrite, WriteResult } from "./product-repository.js";
 
 export interface WriteCoalescerOptions {
   /** Upsert statements allowed in flight at once; writes arriving while all are busy wait and share the next one. */
@@ -9,10 +8,10 @@ export interface WriteCoalescerOptions {
   maxBatch: number;
 }
 
-type Upsert = (products: readonly Product[]) => Promise<WriteResult[]>;
+type Upsert = (writes: readonly ProductWrite[]) => Promise<WriteResult[]>;
 
 interface Pending {
-  product: Product;
+  write: ProductWrite;
   resolve: (result: WriteResult) => void;
   reject: (error: unknown) => void;
 }
@@ -28,13 +27,13 @@ interface Pending {
 export function createWriteCoalescer(
   upsert: Upsert,
   options: WriteCoalescerOptions,
-): (product: Product) => Promise<WriteResult> {
+): (write: ProductWrite) => Promise<WriteResult> {
   const queue: Pending[] = [];
   let inFlight = 0;
 
   const runOne = async (item: Pending) => {
     try {
-      const [result] = await upsert([item.product]);
+      const [result] = await upsert([item.write]);
       if (!result) throw new Error("upsert returned no result");
       item.resolve(result);
     } catch (error) {
@@ -48,7 +47,7 @@ export function createWriteCoalescer(
       inFlight++;
       const run = async () => {
         try {
-          const results = await upsert(batch.map((item) => item.product));
+          const results = await upsert(batch.map((item) => item.write));
           batch.forEach((item, i) => {
             const result = results[i];
             if (result) item.resolve(result);
@@ -67,9 +66,9 @@ export function createWriteCoalescer(
     }
   };
 
-  return (product) =>
+  return (write) =>
     new Promise<WriteResult>((resolve, reject) => {
-      queue.push({ product, resolve, reject });
+      queue.push({ write, resolve, reject });
       flush();
     });
 }

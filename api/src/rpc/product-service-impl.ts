@@ -20,11 +20,11 @@ export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
 export function createProductServiceImpl(catalog: ProductCatalog): ProductServiceImpl {
   return {
     async createProduct(request) {
-      const result = await guard(() => catalog.create(request.product));
+      const result = await guard(() => catalog.create(request));
       return create(CreateProductResponseSchema, result);
     },
     async batchCreateProducts(request) {
-      const items = await guard(() => catalog.createMany(request.requests.map((r) => r.product)));
+      const items = await guard(() => catalog.createMany(request.requests));
       return { results: items.map((item) => (item.ok ? writtenResult(item.result) : failedResult(item.error))) };
     },
     async getProduct(request) {
