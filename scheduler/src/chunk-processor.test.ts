@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { expect } from "chai";
-import type { KafkaMessage } from "kafkajs";
+import { KafkaJSProtocolError, type KafkaMessage } from "kafkajs";
 import { pino } from "pino";
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
@@ -214,6 +214,21 @@ function setup(overrides: { config?: Partial<ChunkProcessorDeps["config"]>; cloc
     apiCalls,
   };
 }
+
+/** What the broker answers for a record batch above the error topic's max.message.bytes. */
+const tooLarge = (count: number) =>
+  new DeadLetterPublishError(count, {
+    cause: new KafkaJSProtocolError({
+      message: "The request included a message larger than the max message size the server will accept",
+      type: "MESSAGE_TOO_LARGE",
+      code: 10,
+      retriable: false,
+    } as unknown as string),
+  });
+
+/** The error topic's size check: the bytes of a publish, as the fake counts them (values only). */
+const valueBytes = (letters: readonly DeadLetter[]) =>
+  letters.reduce((sum, letter) => sum + (letter.truncated ? 0 : (letter.message.value?.length ?? 0)), 0);
 
 /** The offsets and codes of what was published to the error topic, publish by publish. */
 const published = (publishes: DeadLetter[][]) =>
@@ -611,6 +626,86 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       await t.process(records(null, "b"));
       expect(t.retrying.map((event) => event.reason)).to.deep.equal(["unavailable"]);
       expect(t.partition.commits).to.deep.equal(["2"]);
+    });
+
+    it("when publishing a dead letter is slow, then the member heartbeats at every interval during it, and the timer ends with the publish", async () => {
+      const t = setup();
+      t.deadLetters.onPublish = () => {
+        expect(t.clock.tickers.size, "a heartbeat timer during the publish").to.equal(1);
+        t.clock.tick();
+        t.clock.tick();
+      };
+      await t.process(records(null));
+      expect(t.partition.heartbeats, "two during the publish, one after the commit").to.equal(3);
+      expect(t.clock.tickers.size, "no heartbeat timer after the publish").to.equal(0);
+      expect(t.partition.commits).to.deep.equal(["1"]);
+    });
+
+    it("when the error topic refuses a dead letter as too large, then it is published truncated (no value, reason and coordinates kept), and the partition moves on without a retry", async () => {
+      const t = setup();
+      const messages = records("a", null, "c");
+      (messages[1] as { value: Buffer }).value = Buffer.from(`{${"x".repeat(5000)}`);
+      t.deadLetters.onPublish = (publish) => {
+        const letters = t.deadLetters.publishes[publish - 1] ?? [];
+        if (valueBytes(letters) > 4096) throw tooLarge(letters.length);
+      };
+      await t.process(messages);
+      expect(
+        t.deadLetters.publishes.map((letters) => letters.map((l) => [l.message.offset, !!l.truncated])),
+      ).to.deep.equal([[["1", false]], [["1", true]]]);
+      const letter = t.deadLetters.publishes[1]?.[0];
+      expect(letter).to.include({ topic: TOPIC, partition: PARTITION, attempts: 1 });
+      expect(letter?.error.code).to.equal("invalid_json");
+      expect(t.deadLettered.map((event) => [event.offset, event.code, event.truncated])).to.deep.equal([
+        ["1", "invalid_json", true],
+      ]);
+      expect(t.partition.commits).to.deep.equal(["3"]);
+      expect(t.retrying).to.be.empty;
+      expect(await t.count("records", { outcome: "dead_lettered" })).to.equal(1);
+    });
+
+    it("when several dead letters together are too large, then they are halved until they fit, in offset order, and only the one too large alone is truncated", async () => {
+      const t = setup();
+      const messages = records(null, null, null, null);
+      (messages[2] as { value: Buffer }).value = Buffer.from(`{${"x".repeat(5000)}`);
+      t.deadLetters.onPublish = (publish) => {
+        const letters = t.deadLetters.publishes[publish - 1] ?? [];
+        if (valueBytes(letters) > 4096) throw tooLarge(letters.length);
+      };
+      await t.process(messages);
+      const accepted = t.deadLetters.publishes.filter((letters) => valueBytes(letters) <= 4096);
+      expect(
+        accepted.map((letters) => letters.map((l) => `${l.message.offset}${l.truncated ? " truncated" : ""}`)),
+      ).to.deep.equal([["0", "1"], ["2 truncated"], ["3"]]);
+      expect(t.deadLettered.map((event) => [event.offset, event.truncated])).to.deep.equal([
+        ["0", false],
+        ["1", false],
+        ["2", true],
+        ["3", false],
+      ]);
+      expect(t.partition.commits).to.deep.equal(["4"]);
+      expect(t.retrying).to.be.empty;
+    });
+
+    it("when even the truncated dead letter is refused as too large, then it is retried at error level as dead_letter_too_large, and nothing is committed past it", async () => {
+      const t = setup();
+      t.deadLetters.onPublish = (publish) => {
+        const letters = t.deadLetters.publishes[publish - 1] ?? [];
+        throw tooLarge(letters.length);
+      };
+      t.events.on("retrying", ({ attempt }) => {
+        if (attempt === 3) t.stopping.abort();
+      });
+      await t.process(records("a", null, "c"));
+      expect(t.retrying.map((event) => [event.offset, event.reason])).to.deep.equal([
+        ["1", "dead_letter_too_large"],
+        ["1", "dead_letter_too_large"],
+        ["1", "dead_letter_too_large"],
+      ]);
+      expect(t.partition.commits).to.deep.equal(["1"]);
+      expect(t.deadLettered).to.be.empty;
+      const levels = t.logs.filter((log) => log.msg === "transient failure, retrying").map((log) => log.level);
+      expect(levels).to.deep.equal([50, 50, 50]);
     });
 
     it("when the dead-letter publisher throws anything else, then it is thrown to kafkajs and nothing is committed", async () => {

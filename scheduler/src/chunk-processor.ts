@@ -90,6 +90,8 @@ const NEEDS_AN_OPERATOR = new Set([
   "unimplemented",
   "invalid_argument",
   "out_of_range",
+  // A dead letter too large for the error topic even without its value: its max.message.bytes is tiny.
+  "dead_letter_too_large",
 ]);
 
 type ItemState = "pending" | "persisted" | "rejected" | "dead_lettered";
@@ -119,7 +121,8 @@ type Failure = { reason: string; error: unknown };
  *   API answered) or dead-lettered (the error topic acknowledged it with acks=-1). A failure leaves
  *   the record and everything after it unresolved, so a restart or another instance reads it again.
  * - Permanent failures (an unreadable record, an item result of invalid_argument or out_of_range)
- *   are dead-lettered at once. A call refused as a whole is never one record's fault (the API
+ *   are dead-lettered at once; a dead letter too large for the error topic is published truncated
+ *   (without its value), never retried for its size. A call refused as a whole is never one record's fault (the API
  *   reports a product's faults in its item result): one refused as resource_exhausted is halved;
  *   any other, invalid_argument included, is retried with exponential backoff and full jitter,
  *   restarting from the initial delay whenever a record gets finished, forever, staying inside eachBatch (kafkajs fetches nothing more for the partition meanwhile)
@@ -190,7 +193,7 @@ class BatchRun {
     const stopTimer = metrics.apiCalls.startTimer();
     let results: ItemResult[];
     try {
-      results = await this.withHeartbeats(api.batchCreate(pending.map((item) => item.product as Product)));
+      results = await this.withHeartbeats(() => api.batchCreate(pending.map((item) => item.product as Product)));
       stopTimer({ status: "ok" });
     } catch (error) {
       if (!(error instanceof ConnectError)) throw error;
@@ -225,15 +228,16 @@ class BatchRun {
   }
 
   /**
-   * Heartbeats while a long call is in flight, so a slow API does not cost the partition. A failed
-   * heartbeat (a rebalance) is not acted on here: the explicit heartbeat after the commit reports it.
+   * Heartbeats while a long call (the API's, or a dead-letter publish) is in flight, so a slow API
+   * or broker does not cost the partition. A failed heartbeat (a rebalance) is not acted on here:
+   * the explicit heartbeat after the commit reports it.
    */
-  private async withHeartbeats<T>(work: Promise<T>): Promise<T> {
+  private async withHeartbeats<T>(work: () => Promise<T>): Promise<T> {
     const cancel = this.deps.clock.every(this.deps.config.heartbeatIntervalMs, () => {
       this.partition.heartbeat().catch(() => {});
     });
     try {
-      return await work;
+      return await work();
     } finally {
       cancel();
     }
@@ -246,24 +250,44 @@ class BatchRun {
   private async publishDeadLetters(chunk: Item[]): Promise<Failure | undefined> {
     const letters = leading(chunk, (item) => item.state !== "pending").filter((item) => item.state === "rejected");
     if (letters.length === 0) return undefined;
+    return this.publish(letters, false);
+  }
+
+  /**
+   * Publishes the letters in one request, heartbeating meanwhile. The error topic refuses a letter
+   * or a batch larger than its max.message.bytes for good, and takes or refuses a publish whole
+   * (one partition): a refused batch is halved, and a single letter still refused goes truncated,
+   * without its value, so that the partition never stops on it. Returns the failure that left
+   * letters unpublished, if any.
+   */
+  private async publish(letters: Item[], truncated: boolean): Promise<Failure | undefined> {
     const { topic, partition } = this.batch;
     try {
-      await this.deps.deadLetters.publish(
-        letters.map((item) => ({
-          topic,
-          partition,
-          message: item.message,
-          error: item.rejection ?? new RecordError("invalid_argument", "rejected"),
-          attempts: item.attempts,
-        })),
+      await this.withHeartbeats(() =>
+        this.deps.deadLetters.publish(
+          letters.map((item) => ({
+            topic,
+            partition,
+            message: item.message,
+            error: item.rejection ?? new RecordError("invalid_argument", "rejected"),
+            attempts: item.attempts,
+            truncated,
+          })),
+        ),
       );
     } catch (error) {
       if (!(error instanceof DeadLetterPublishError)) throw error;
-      return { reason: "dead_letter_publish", error };
+      if (error.kafkaErrorClass !== "too_large") return { reason: "dead_letter_publish", error };
+      if (letters.length > 1) {
+        const half = Math.ceil(letters.length / 2);
+        return (await this.publish(letters.slice(0, half), false)) ?? (await this.publish(letters.slice(half), false));
+      }
+      if (!truncated) return this.publish(letters, true);
+      return { reason: "dead_letter_too_large", error };
     }
     for (const item of letters) {
       item.state = "dead_lettered";
-      this.onDeadLettered(item);
+      this.onDeadLettered(item, truncated);
     }
     return undefined;
   }
@@ -323,12 +347,12 @@ class BatchRun {
     }
   }
 
-  private onDeadLettered(item: Item): void {
+  private onDeadLettered(item: Item, truncated: boolean): void {
     const { topic, partition } = this.batch;
     const code = item.rejection?.code ?? "invalid_argument";
     const message = item.rejection?.message ?? "";
     this.deps.metrics.records.inc({ outcome: "dead_lettered" });
-    this.deps.events.emit("dead-lettered", { topic, partition, offset: item.message.offset, code, message });
+    this.deps.events.emit("dead-lettered", { topic, partition, offset: item.message.offset, code, message, truncated });
     this.deps.logger.warn(
       {
         topic,
@@ -338,8 +362,11 @@ class BatchRun {
         code,
         reason: message,
         attempts: item.attempts,
+        ...(truncated ? { truncated, valueBytes: item.message.value?.length ?? 0 } : {}),
       },
-      "record dead-lettered",
+      truncated
+        ? "record dead-lettered without its value: the whole record is larger than the error topic accepts"
+        : "record dead-lettered",
     );
   }
 }

@@ -5,7 +5,7 @@ import type { Logger } from "#platform/logger.js";
 import { createProductApi, type ProductApi } from "./api-client.js";
 import { createBatchHandler } from "./batch-handler.js";
 import type { SchedulerConfig } from "./config.js";
-import { createDeadLetterPublisher } from "./dead-letter.js";
+import { createDeadLetterPublisher, deadLetterPartitioner } from "./dead-letter.js";
 import { createSchedulerMetrics, type MetricsServer, type SchedulerMetrics, startMetricsServer } from "./metrics.js";
 import type { SchedulerEventMap } from "./scheduler-events.js";
 
@@ -99,7 +99,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
       const consumerKafka = createKafka(config.kafka, logger, KAFKA_CLIENT_RETRY);
       try {
         api = createProductApi(config.api);
-        producer = createIdempotentProducer(kafka);
+        producer = createIdempotentProducer(kafka, deadLetterPartitioner);
         consumer = consumerKafka.consumer({
           groupId: config.groupId,
           sessionTimeout: config.sessionTimeoutMs,
