@@ -6,7 +6,7 @@ import { KafkaJSProtocolError, type KafkaMessage } from "kafkajs";
 import { pino } from "pino";
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
-import type { ItemResult, ProductApi } from "./api-client.js";
+import { type ItemResult, type ProductApi, requestBytes } from "./api-client.js";
 import {
   type ChunkProcessorDeps,
   type Clock,
@@ -15,6 +15,7 @@ import {
   systemClock,
 } from "./chunk-processor.js";
 import { type DeadLetter, DeadLetterPublishError, type DeadLetterPublisher } from "./dead-letter.js";
+import { parseRecord } from "./message.js";
 import { createSchedulerMetrics } from "./metrics.js";
 import type { CommittedEvent, DeadLetteredEvent, RetryingEvent, SchedulerEventMap } from "./scheduler-events.js";
 
@@ -427,7 +428,7 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       expect(await t.apiCalls("ok")).to.equal(3);
     });
 
-    it("when even one product is refused as resource_exhausted, then the halving ends at that record, which is retried as transient and never dead-lettered", async () => {
+    it("when even one product is refused as resource_exhausted not for its size (load), then the halving ends at that record, which is retried as transient and never dead-lettered", async () => {
       const t = setup();
       t.api.answer = (ids, call) => {
         if (call <= 2) throw refused(Code.ResourceExhausted);
@@ -440,6 +441,67 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       ]);
       expect(t.deadLetters.publishes).to.be.empty;
       expect(t.partition.commits).to.deep.equal(["2"]);
+    });
+  });
+
+  describe("refused for its size: split the call, dead-letter only a product too large alone", () => {
+    const refusals = [
+      {
+        by: "the API (connect-es's readMaxBytes answer)",
+        error: () => refused(Code.ResourceExhausted, "message size 5042 is larger than configured readMaxBytes 4096"),
+        reason: /^the product's BatchCreateProducts request is \d+ bytes, over the API's MAX_BODY_BYTES \(4096\)$/,
+      },
+      {
+        by: "the API over the Connect protocol (no size in its answer)",
+        error: () => refused(Code.ResourceExhausted, "message size is larger than configured readMaxBytes 4096"),
+        reason: /over the API's MAX_BODY_BYTES \(4096\)$/,
+      },
+      {
+        by: "a proxy (HTTP 413, which connect-es reports as unknown)",
+        error: () => refused(Code.Unknown, "HTTP 413"),
+        reason: /over the body limit of a proxy in front of the API \(it answered HTTP 413\)$/,
+      },
+    ];
+    for (const { by, error, reason } of refusals) {
+      it(`when calls are refused for their size by ${by}, then they are halved, the product too large alone is dead-lettered as record_too_large with its size and the limit, and its neighbours are persisted`, async () => {
+        const t = setup();
+        t.api.answer = (ids) => {
+          if (ids.includes("big") || ids.length > 2) throw error();
+          return persisted(ids);
+        };
+        await t.process(records("a", "b", "big", "c", "d"));
+        expect(t.api.calls).to.deep.equal([
+          ["a", "b", "big", "c", "d"],
+          ["a", "b", "big"],
+          ["a", "b"],
+          ["big"],
+          ["c", "d"],
+        ]);
+        expect(published(t.deadLetters.publishes)).to.deep.equal([["2:record_too_large"]]);
+        const letter = t.deadLetters.publishes[0]?.[0];
+        expect(letter?.error.message).to.match(reason);
+        const parsed = parseRecord(record(2, "big"));
+        const bytes = parsed.ok ? requestBytes([parsed.product]) : 0;
+        expect(letter?.error.message, "the size of the product's request").to.include(` ${bytes} bytes`);
+        expect(letter?.attempts).to.equal(1);
+        expect(t.partition.commits).to.deep.equal(["5"]);
+        expect(t.retrying).to.be.empty;
+        expect(await t.count("records", { outcome: "persisted" })).to.equal(4);
+      });
+    }
+
+    it("when a call is refused with another unknown error, then it is retried whole, neither split nor dead-lettered", async () => {
+      const t = setup();
+      t.api.answer = (ids, call) => {
+        if (call === 1) throw refused(Code.Unknown, "HTTP 500");
+        return persisted(ids);
+      };
+      await t.process(records("a", "b"));
+      expect(t.api.calls).to.deep.equal([
+        ["a", "b"],
+        ["a", "b"],
+      ]);
+      expect(t.deadLetters.publishes).to.be.empty;
     });
   });
 

@@ -5,7 +5,7 @@ import type { KafkaMessage } from "kafkajs";
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { backoffDelay, sleep } from "#platform/backoff.js";
 import type { Logger } from "#platform/logger.js";
-import { type ItemResult, isPermanentItemError, type ProductApi } from "./api-client.js";
+import { type ItemResult, isPermanentItemError, type ProductApi, requestBytes, sizeRefusal } from "./api-client.js";
 import type { SchedulerConfig } from "./config.js";
 import { DeadLetterPublishError, type DeadLetterPublisher } from "./dead-letter.js";
 import { RecordError } from "./errors.js";
@@ -120,13 +120,15 @@ type Failure = { reason: string; error: unknown };
  * - An offset is resolved and committed only once every record up to it is finished: persisted (the
  *   API answered) or dead-lettered (the error topic acknowledged it with acks=-1). A failure leaves
  *   the record and everything after it unresolved, so a restart or another instance reads it again.
- * - Permanent failures (an unreadable record, an item result of invalid_argument or out_of_range)
- *   are dead-lettered at once; a dead letter too large for the error topic is published truncated
- *   (without its value), never retried for its size. A call refused as a whole is never one record's fault (the API
- *   reports a product's faults in its item result): one refused as resource_exhausted is halved;
- *   any other, invalid_argument included, is retried with exponential backoff and full jitter,
- *   restarting from the initial delay whenever a record gets finished, forever, staying inside eachBatch (kafkajs fetches nothing more for the partition meanwhile)
- *   and heartbeating, so the group does not rebalance because the API is slow, down or refusing.
+ * - Permanent failures (an unreadable record, an item result of invalid_argument or out_of_range,
+ *   a product whose request alone is over a body limit) are dead-lettered at once; a dead letter
+ *   too large for the error topic is published truncated (without its value), never retried for
+ *   its size. A call refused as a whole is otherwise never one record's fault (the API reports a
+ *   product's faults in its item result): one refused for its size, or as resource_exhausted, is
+ *   halved; any other, invalid_argument included, is retried with exponential backoff and full
+ *   jitter, restarting from the initial delay whenever a record gets finished, forever, staying
+ *   inside eachBatch (kafkajs fetches nothing more for the partition meanwhile) and heartbeating,
+ *   so the group does not rebalance because the API is slow, down or refusing.
  * - When the scheduler stops, retries end and the unfinished records stay uncommitted.
  * - Errors that are neither (a failed commit or heartbeat during a rebalance, a bug) are thrown to
  *   kafkajs, which rejoins the group or restarts the consumer from the committed offsets.
@@ -199,14 +201,23 @@ class BatchRun {
       if (!(error instanceof ConnectError)) throw error;
       const code = codeToString(error.code);
       stopTimer({ status: code });
-      if (error.code === Code.ResourceExhausted && pending.length > 1) {
-        // Too large for the API's body limit (or it sheds load): halve the call rather than
-        // repeat it forever; a single product that is still refused is retried as transient.
+      const refusal = sizeRefusal(error);
+      if ((refusal !== undefined || error.code === Code.ResourceExhausted) && pending.length > 1) {
+        // Too large for a body limit (or resource_exhausted for load): halve the call rather than
+        // repeat it forever, so no record is dead-lettered because its neighbours made it large.
         const half = Math.ceil(pending.length / 2);
         return (
           (await this.writePending(pending.slice(0, half), attempt)) ??
           (await this.writePending(pending.slice(half), attempt))
         );
+      }
+      const [item] = pending;
+      if (refusal !== undefined && item) {
+        // One product alone is over the limit: its own fault, whatever the retries.
+        const bytes = requestBytes([item.product as Product]);
+        const message = `the product's BatchCreateProducts request is ${bytes} bytes, over ${refusal}`;
+        reject(item, new RecordError("record_too_large", message, undefined, { cause: error }), attempt);
+        return undefined;
       }
       return { reason: code, error };
     }
