@@ -156,7 +156,7 @@ function setup(overrides: { config?: Partial<ChunkProcessorDeps["config"]>; cloc
   const partition = new FakePartition();
   const clock = new FakeClock();
   const stopping = new AbortController();
-  const metrics = createSchedulerMetrics();
+  const metrics = createSchedulerMetrics(() => (overrides.clock ?? clock).now());
   const events = new EventEmitter<SchedulerEventMap>();
   const committed: CommittedEvent[] = [];
   const retrying: RetryingEvent[] = [];
@@ -780,6 +780,68 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       expect(t.partition.commits).to.be.empty;
       expect(t.deadLettered).to.be.empty;
       expect(t.retrying).to.be.empty;
+    });
+  });
+
+  describe("stuck partitions: unfinished records and their age, before any commit", () => {
+    /** The partition's gauges as a scrape reads them. */
+    const gauges = async (t: ReturnType<typeof setup>) => {
+      const read = async (name: string) =>
+        (await t.metrics.registry.getSingleMetric(name)?.get())?.values.map((v) => [v.labels.partition, v.value]);
+      return {
+        unfinished: await read("scheduler_unfinished_records"),
+        age: await read("scheduler_oldest_unfinished_record_age_seconds"),
+        lag: await read("scheduler_consumer_lag"),
+      };
+    };
+
+    it("when the API is down, then the partition's unfinished records and the age of the oldest grow at every scrape while nothing commits, and read 0 once they are finished", async () => {
+      const t = setup();
+      const scrapes: Awaited<ReturnType<typeof gauges>>[] = [];
+      t.api.answer = async (ids, call) => {
+        scrapes.push(await gauges(t));
+        if (call <= 3) throw refused(Code.Unavailable);
+        return persisted(ids);
+      };
+      await t.process(records("a", "b"));
+      const p = String(PARTITION);
+      expect(scrapes.map((scrape) => scrape.unfinished)).to.deep.equal([1, 2, 3, 4].map(() => [[p, 2]]));
+      expect(
+        scrapes.map((scrape) => scrape.age),
+        "seconds waited so far: 0, then 0.1, 0.3, 0.7",
+      ).to.deep.equal([0, 0.1, 0.3, 0.7].map((age) => [[p, age]]));
+      expect(scrapes[0]?.lag, "the lag from the batch's first record, before any commit").to.deep.equal([[p, 12]]);
+      expect(t.partition.commits).to.deep.equal(["2"]);
+      expect(await gauges(t)).to.deep.include({ unfinished: [[p, 0]], age: [[p, 0]] });
+    });
+
+    it("when part of the batch is committed, then the count drops to the records left and the age stays the batch's", async () => {
+      const t = setup({ config: { batchSize: 1 } });
+      const seen: [number, number][] = [];
+      t.api.answer = (ids, call) => {
+        const progress = t.metrics.unfinished.snapshot()[0];
+        seen.push([progress?.unfinishedRecords ?? -1, progress?.oldestUnfinishedAgeSeconds ?? -1]);
+        if (call === 2) throw refused(Code.Unavailable);
+        return persisted(ids);
+      };
+      await t.process(records("a", "b", "c"));
+      expect(seen).to.deep.equal([
+        [3, 0],
+        [2, 0],
+        [2, 0.1],
+        [1, 0.1],
+      ]);
+    });
+
+    it("when the batch ends without finishing (the scheduler stops), then the partition reads 0: nothing of it waits here any more", async () => {
+      const t = setup();
+      t.api.answer = () => Promise.reject(refused(Code.Unavailable));
+      t.clock.onSleep = () => t.stopping.abort();
+      await t.process(records("a", "b"));
+      expect(t.partition.commits).to.be.empty;
+      expect(t.metrics.unfinished.snapshot()).to.deep.equal([
+        { topic: TOPIC, partition: PARTITION, unfinishedRecords: 0, oldestUnfinishedAgeSeconds: 0 },
+      ]);
     });
   });
 

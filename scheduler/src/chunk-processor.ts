@@ -147,13 +147,32 @@ class BatchRun {
     private readonly partition: PartitionPort,
   ) {}
 
+  /** Records of the batch finished so far (a prefix), for the unfinished-records gauges. */
+  private finished = 0;
+
   async run(): Promise<void> {
-    const { config } = this.deps;
-    const items = this.batch.messages.map((message) => toItem(message, config.maxRecordBytes));
-    for (const chunk of chunks(items, config.batchSize, config.batchMaxBytes)) {
-      if (this.mustStop() || this.partition.isStale()) return;
-      if (!(await this.processChunk(chunk))) return;
+    const { config, metrics } = this.deps;
+    const { topic, partition, messages } = this.batch;
+    const items = messages.map((message) => toItem(message, config.maxRecordBytes));
+    const first = messages[0];
+    if (first) this.setLag(BigInt(first.offset));
+    metrics.unfinished.started(topic, partition, items.length);
+    try {
+      for (const chunk of chunks(items, config.batchSize, config.batchMaxBytes)) {
+        if (this.mustStop() || this.partition.isStale()) return;
+        if (!(await this.processChunk(chunk))) return;
+      }
+    } finally {
+      // Finished, stopped or no longer ours: nothing of this batch is waiting here any more.
+      metrics.unfinished.ended(topic, partition);
     }
+  }
+
+  /** Records from next to the high watermark: the lag once next is committed. */
+  private setLag(next: bigint): void {
+    const { topic, partition, highWatermark } = this.batch;
+    const lag = BigInt(highWatermark) - next;
+    this.deps.metrics.lag.set({ topic, partition: String(partition) }, Number(lag > 0n ? lag : 0n));
   }
 
   /** Returns true when every record of the chunk is finished and committed. */
@@ -315,8 +334,9 @@ class BatchRun {
     const isLast = batch.messages.at(-1) === last.message;
     const next = BigInt(isLast ? batch.lastOffset : last.message.offset) + 1n;
     await partition.commitOffset(next.toString());
-    const lag = BigInt(batch.highWatermark) - next;
-    metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(lag > 0n ? lag : 0n));
+    this.setLag(next);
+    this.finished += finished.length;
+    metrics.unfinished.left(batch.topic, batch.partition, batch.messages.length - this.finished);
     events.emit("committed", { topic: batch.topic, partition: batch.partition, offset: next });
     logger.debug({ topic: batch.topic, partition: batch.partition, offset: next.toString() }, "committed");
     return chunk.slice(finished.length);

@@ -111,6 +111,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
         const { CRASH, GROUP_JOIN } = consumer.events;
         consumer.on(GROUP_JOIN, ({ payload }) => {
           metrics.lag.reset();
+          metrics.unfinished.assigned(payload.memberAssignment);
           logger.info({ groupId: payload.groupId, assignment: payload.memberAssignment }, "joined the consumer group");
         });
         consumer.on(CRASH, ({ payload }) => {
@@ -146,7 +147,11 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
         });
         healthy = true;
         if (config.metricsPort > 0) {
-          metricsServer = await startMetricsServer(metrics, () => healthy, config.metricsPort, config.metricsHost);
+          metricsServer = await startMetricsServer(metrics, () => healthy, {
+            port: config.metricsPort,
+            host: config.metricsHost,
+            stuckAfterMs: config.stuckAfterMs,
+          });
         }
         logger.info(
           {
