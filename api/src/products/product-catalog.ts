@@ -16,7 +16,8 @@ export type BatchItemResult = { ok: true; result: WriteResult } | { ok: false; e
  * semantics live in exactly one place.
  */
 export interface ProductCatalog {
-  create(product: Product | undefined): Promise<WriteResult>;
+  /** Writes one product; `signal` aborting (the client gone) while it waits for a statement skips it. */
+  create(product: Product | undefined, signal?: AbortSignal): Promise<WriteResult>;
   /** Validates each item; writes the valid ones in order, in one transaction. */
   createMany(products: readonly (Product | undefined)[]): Promise<BatchItemResult[]>;
   get(id: string): Promise<Product>;
@@ -39,10 +40,10 @@ export function createProductCatalog(repository: ProductRepository, options: Pro
   const write = createWriteCoalescer(upsert, options.coalescing);
   const validate = (input: Product | undefined) => validateProduct(input, options.clock);
   return {
-    async create(input) {
+    async create(input, signal) {
       const checked = validate(input);
       if (!checked.ok) throw invalidArgument(checked.violations);
-      return write(checked.product);
+      return write(checked.product, signal);
     },
 
     async createMany(inputs) {
