@@ -64,6 +64,18 @@ describe("scheduler /healthz and the unfinished-records gauges", () => {
     expect(JSON.parse((await get("/healthz")).text)).to.include({ stuck: false });
   });
 
+  it("when a rebalance keeps a partition with a batch in progress, then it keeps its count and age, and a partition given away is dropped", async () => {
+    now = 100_000;
+    metrics.unfinished.started("cadastro-produtos", 0, 3);
+    now = 105_000;
+    metrics.unfinished.assigned({ "cadastro-produtos": [0, 2] });
+    expect(metrics.unfinished.snapshot()).to.deep.equal([
+      { topic: "cadastro-produtos", partition: 0, unfinishedRecords: 3, oldestUnfinishedAgeSeconds: 5 },
+      { topic: "cadastro-produtos", partition: 2, unfinishedRecords: 0, oldestUnfinishedAgeSeconds: 0 },
+    ]);
+    metrics.unfinished.ended("cadastro-produtos", 0);
+  });
+
   it("when the consumer has died, then /healthz answers 503", async () => {
     healthy = false;
     const { status, text } = await get("/healthz");

@@ -52,12 +52,18 @@ export class UnfinishedRecords {
     this.left(topic, partition, 0);
   }
 
-  /** The group gave this member these partitions: each reads 0 until a batch arrives. */
+  /**
+   * The group gave this member these partitions: the others are dropped, new ones read 0 until a
+   * batch arrives, and one kept through the rebalance keeps its batch in progress.
+   */
   assigned(assignment: Readonly<Record<string, readonly number[]>>): void {
+    const previous = new Map(this.partitions);
     this.partitions.clear();
     for (const [topic, partitions] of Object.entries(assignment)) {
-      for (const partition of partitions)
-        this.partitions.set(key(topic, partition), { topic, partition, count: 0, since: 0 });
+      for (const partition of partitions) {
+        const id = key(topic, partition);
+        this.partitions.set(id, previous.get(id) ?? { topic, partition, count: 0, since: 0 });
+      }
     }
   }
 
