@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import {
+  type ICustomPartitioner,
   type Kafka as KafkaClient,
   Kafka as KafkaJs,
   type KafkaConfig as KafkaJsConfig,
@@ -256,15 +257,18 @@ async function waitForLeaders(
 /**
  * The one producer setup of the project (scheduler dead letters, the outbox relay, the produce tool):
  * idempotent, one request in flight so that retries keep the order, topics never created by a send,
- * and kafkajs's default (Java-compatible murmur2) partitioner, so records of one key share a partition
- * with what any other client sends.
+ * and by default kafkajs's (Java-compatible murmur2) partitioner, so records of one key share a
+ * partition with what any other client sends.
  */
-export function createIdempotentProducer(kafka: KafkaClient): Producer {
+export function createIdempotentProducer(
+  kafka: KafkaClient,
+  createPartitioner: ICustomPartitioner = Partitioners.DefaultPartitioner,
+): Producer {
   return kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner,
   });
 }
 

@@ -109,6 +109,9 @@ function buildServer(
       coalescing: {
         maxInFlight: Math.min(config.dbWriteConcurrency, config.dbPoolMax),
         maxBatch: CONTRACT_LIMITS.maxBatchItems,
+        maxQueued: config.dbWriteQueueMax,
+        onQueueDepth: (depth) => metrics.writeQueueDepth.set(depth),
+        onNotRun: (reason) => metrics.writesNotRun.inc({ reason }),
       },
       clock: { now: Date.now, maxClockSkewMs: config.maxClockSkewMs },
       onWritten: (results) => {

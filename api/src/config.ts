@@ -17,6 +17,8 @@ export interface ApiConfig {
   migrateOnStart: boolean;
   /** Upsert statements in flight at once; single creates arriving meanwhile share the next one. */
   dbWriteConcurrency: number;
+  /** Single creates that may wait for a statement; more are refused as unavailable. */
+  dbWriteQueueMax: number;
   /** When set, writes need "Authorization: Bearer <token>". */
   apiToken: string | undefined;
   logLevel: LogLevel;
@@ -63,6 +65,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     dbStatementTimeoutMs: read.int("DB_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000),
     migrateOnStart: read.bool("MIGRATE_ON_START", true),
     dbWriteConcurrency: read.int("DB_WRITE_CONCURRENCY", 8, 1, 1000),
+    dbWriteQueueMax: read.int("DB_WRITE_QUEUE_MAX", 1000, 1, 1_000_000),
     apiToken: read.optional("API_TOKEN"),
     logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     logFormat: read.oneOf("LOG_FORMAT", "auto", LOG_FORMATS),

@@ -13,6 +13,10 @@ export interface ApiMetrics {
   eventPublishFailures: Counter;
   /** 1 while this process holds the outbox relay lock. */
   relayActive: Gauge;
+  /** Single creates waiting for an upsert statement (group commit). */
+  writeQueueDepth: Gauge;
+  /** Single creates answered without being written: queue_full (503) or client_gone. */
+  writesNotRun: Counter<"reason">;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -46,5 +50,25 @@ export function createApiMetrics(): ApiMetrics {
     help: "1 while this process is the active outbox relay (holds the advisory lock), else 0.",
     registers: [registry],
   });
-  return { registry, requests, productWrites, eventsPublished, eventPublishFailures, relayActive };
+  const writeQueueDepth = new Gauge({
+    name: "api_write_queue_depth",
+    help: "Single creates waiting for an upsert statement (group commit); at DB_WRITE_QUEUE_MAX new ones get 503.",
+    registers: [registry],
+  });
+  const writesNotRun = new Counter({
+    name: "api_writes_not_run_total",
+    help: "Single creates answered without reaching the database: queue_full (refused, 503) or client_gone (the client left or its deadline passed while it waited).",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  return {
+    registry,
+    requests,
+    productWrites,
+    eventsPublished,
+    eventPublishFailures,
+    relayActive,
+    writeQueueDepth,
+    writesNotRun,
+  };
 }

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type http2 from "node:http2";
 import https from "node:https";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -9,7 +10,11 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 import type { Product } from "#gen/products/v1/product_pb.js";
-import { ProductService, type WriteOutcome } from "#gen/products/v1/product_service_pb.js";
+import {
+  BatchCreateProductsRequestSchema,
+  ProductService,
+  type WriteOutcome,
+} from "#gen/products/v1/product_service_pb.js";
 import type { SchedulerConfig } from "./config.js";
 
 /**
@@ -147,4 +152,34 @@ function createTransport(
  */
 export function isPermanentItemError(code: string): boolean {
   return code === "invalid_argument" || code === "out_of_range";
+}
+
+/** connect-es's answer for a request over readMaxBytes (the API's MAX_BODY_BYTES), on every protocol. */
+const OVER_READ_MAX_BYTES = /^message size (?:\d+ )?is larger than configured readMaxBytes (\d+)$/;
+
+/**
+ * When a failed call was refused for the size of its request, the limit that refused it, in words
+ * for a dead letter; undefined for any other failure (resource_exhausted for load, say). The API
+ * answers resource_exhausted with connect-es's readMaxBytes message over gRPC, gRPC-Web and
+ * Connect alike; a proxy's HTTP 413 without a gRPC or Connect error body reaches connect-es's
+ * clients as unknown "HTTP 413" on every protocol. (A 413 whose body is a JSON error, over the
+ * Connect protocol, shows its message instead: it cannot be told apart and is retried.)
+ */
+export function sizeRefusal(error: ConnectError): string | undefined {
+  if (error.code === Code.ResourceExhausted) {
+    const limit = OVER_READ_MAX_BYTES.exec(error.rawMessage)?.[1];
+    return limit === undefined ? undefined : `the API's MAX_BODY_BYTES (${limit})`;
+  }
+  if (error.code === Code.Unknown && error.rawMessage === "HTTP 413") {
+    return "the body limit of a proxy in front of the API (it answered HTTP 413)";
+  }
+  return undefined;
+}
+
+/** Bytes of the BatchCreateProducts request that carries these products (protobuf binary, as sent). */
+export function requestBytes(writes: readonly SourcedProduct[]): number {
+  const request = create(BatchCreateProductsRequestSchema, {
+    requests: writes.map(({ product, source }) => ({ product, source })),
+  });
+  return toBinary(BatchCreateProductsRequestSchema, request).length;
 }

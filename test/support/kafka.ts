@@ -30,14 +30,35 @@ export interface TestTopics {
   delete(): Promise<void>;
 }
 
-/** Input, persisted and error topics with names of this run, 3 partitions each. */
-export async function createTestTopics(kafka: Kafka, partitions = 3): Promise<TestTopics> {
+/**
+ * Input, persisted and error topics with names of this run, 3 partitions each. `errorTopicConfig`
+ * creates the error topic with those topic configs, e.g. a small max.message.bytes.
+ */
+export async function createTestTopics(
+  kafka: Kafka,
+  partitions = 3,
+  options: { errorTopicConfig?: Record<string, string> } = {},
+): Promise<TestTopics> {
   const suffix = runScopedSuffix();
   const names = {
     input: `test-cadastro-produtos-${suffix}`,
     persisted: `test-produtos-persistidos-${suffix}`,
     errors: `test-erro-produtos-${suffix}`,
   };
+  const { errorTopicConfig } = options;
+  if (errorTopicConfig) {
+    await withAdmin(kafka, (admin) =>
+      admin.createTopics({
+        topics: [
+          {
+            topic: names.errors,
+            numPartitions: partitions,
+            configEntries: Object.entries(errorTopicConfig).map(([name, value]) => ({ name, value })),
+          },
+        ],
+      }),
+    );
+  }
   await ensureTopics(kafka, Object.values(names), partitions);
   return {
     ...names,

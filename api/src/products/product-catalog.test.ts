@@ -45,7 +45,7 @@ describe("product catalog", () => {
     const written: string[] = [];
     const seen: WriteResult[] = [];
     const catalog = createProductCatalog(fakeRepository(written), {
-      coalescing: { maxInFlight: 1, maxBatch: 10 },
+      coalescing: { maxInFlight: 1, maxBatch: 10, maxQueued: 100 },
       clock: { now: () => NOW, maxClockSkewMs: 300_000 },
       onWritten: (results) => seen.push(...results),
     });

@@ -15,8 +15,11 @@ export type BatchItemResult = { ok: true; result: WriteResult } | { ok: false; e
  * semantics live in exactly one place.
  */
 export interface ProductCatalog {
-  /** Validates and writes one product (with its Kafka source position, if it has one). */
-  create(request: WriteRequest): Promise<WriteResult>;
+  /**
+   * Validates and writes one product (with its Kafka source position, if it has one); `signal`
+   * aborting (the client gone) while it waits for a statement skips it.
+   */
+  create(request: WriteRequest, signal?: AbortSignal): Promise<WriteResult>;
   /** Validates each item; writes the valid ones in order, in one transaction. */
   createMany(requests: readonly WriteRequest[]): Promise<BatchItemResult[]>;
   get(id: string): Promise<Product>;
@@ -39,10 +42,10 @@ export function createProductCatalog(repository: ProductRepository, options: Pro
   const write = createWriteCoalescer(upsert, options.coalescing);
   const validate = (request: WriteRequest) => validateWrite(request, options.clock);
   return {
-    async create(request) {
+    async create(request, signal) {
       const checked = validate(request);
       if (!checked.ok) throw invalidArgument(checked.violations);
-      return write(checked.write);
+      return write(checked.write, signal);
     },
 
     async createMany(inputs) {

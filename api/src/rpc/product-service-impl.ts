@@ -19,8 +19,9 @@ export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
  */
 export function createProductServiceImpl(catalog: ProductCatalog): ProductServiceImpl {
   return {
-    async createProduct(request) {
-      const result = await guard(() => catalog.create(request));
+    async createProduct(request, context) {
+      // Aborted when the client goes away or the deadline passes (REST: when the request closes).
+      const result = await guard(() => catalog.create(request, context.signal));
       return create(CreateProductResponseSchema, result);
     },
     async batchCreateProducts(request) {
