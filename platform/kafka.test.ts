@@ -8,7 +8,14 @@ import { pino } from "pino";
 import { runScopedSuffix } from "../test/support/env.js";
 import { testKafka, withAdmin } from "../test/support/kafka.js";
 import { ConfigError, createEnvReader, type Env } from "./env.js";
-import { classifyKafkaError, createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "./kafka.js";
+import {
+  classifyKafkaError,
+  createKafka,
+  ensureTopics,
+  isProducerFenced,
+  type KafkaConfig,
+  readKafkaConfig,
+} from "./kafka.js";
 
 function read(env: Env): KafkaConfig {
   const reader = createEnvReader(env);
@@ -89,6 +96,29 @@ describe("classifyKafkaError", () => {
     );
     expect(classifyKafkaError(new Error("socket hang up"))).to.equal("retriable");
     expect(classifyKafkaError(undefined)).to.equal("retriable");
+  });
+});
+
+describe("isProducerFenced", () => {
+  const protocolError = (type: string, message = type) =>
+    new KafkaJSProtocolError({ message, type, code: 0, retriable: false } as unknown as string);
+
+  it("when another producer took over the transactional id (or the broker expired ours), then true, also wrapped", () => {
+    expect(isProducerFenced(protocolError("INVALID_PRODUCER_EPOCH"))).to.equal(true);
+    expect(isProducerFenced(protocolError("INVALID_PRODUCER_ID_MAPPING"))).to.equal(true);
+    expect(isProducerFenced(protocolError("KAFKAJS_UNKNOWN_ERROR_CODE", "Unknown error code 90"))).to.equal(true);
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError("INVALID_PRODUCER_EPOCH"), {
+      retryCount: 1,
+      retryTime: 100,
+    });
+    expect(isProducerFenced(wrapped)).to.equal(true);
+  });
+
+  it("when the failure is anything else, then false", () => {
+    expect(isProducerFenced(protocolError("MESSAGE_TOO_LARGE"))).to.equal(false);
+    expect(isProducerFenced(protocolError("KAFKAJS_UNKNOWN_ERROR_CODE", "Unknown error code 91"))).to.equal(false);
+    expect(isProducerFenced(new KafkaJSConnectionError("Connection error: connect ECONNREFUSED"))).to.equal(false);
+    expect(isProducerFenced(undefined)).to.equal(false);
   });
 });
 
