@@ -13,6 +13,9 @@ export interface ApiMetrics {
   eventPublishFailures: Counter;
   /** 1 while this process holds the outbox relay lock. */
   relayActive: Gauge;
+  /** Outbox rows waiting, and the age of the first in line, as the active relay last saw them; 0 elsewhere. */
+  outboxPending: Gauge;
+  outboxOldestAgeSeconds: Gauge;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -46,5 +49,24 @@ export function createApiMetrics(): ApiMetrics {
     help: "1 while this process is the active outbox relay (holds the advisory lock), else 0.",
     registers: [registry],
   });
-  return { registry, requests, productWrites, eventsPublished, eventPublishFailures, relayActive };
+  const outboxPending = new Gauge({
+    name: "api_outbox_pending",
+    help: "Events waiting in the outbox, measured every few seconds by the active relay (0 on other replicas).",
+    registers: [registry],
+  });
+  const outboxOldestAgeSeconds = new Gauge({
+    name: "api_outbox_oldest_age_seconds",
+    help: "Age of the oldest event waiting in the outbox, measured every few seconds by the active relay (0 on other replicas, or when empty).",
+    registers: [registry],
+  });
+  return {
+    registry,
+    requests,
+    productWrites,
+    eventsPublished,
+    eventPublishFailures,
+    relayActive,
+    outboxPending,
+    outboxOldestAgeSeconds,
+  };
 }
