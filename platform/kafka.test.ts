@@ -164,6 +164,16 @@ describe("createKafka", () => {
       ["Consumer", 50],
     ]);
   });
+
+  it("when a transaction begins while the coordinator completes the previous one, then kafkajs's retries are not warnings", () => {
+    const { lines, kafka } = loggingKafka();
+    const error =
+      "The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing";
+    kafka.logger().namespace("Connection").error("Response AddPartitionsToTxn(key: 24, version: 1)", { error });
+    kafka.logger().namespace("Producer").error("Failed to send messages: …", { retryCount: 0, error });
+    kafka.logger().namespace("Producer").error("Failed to send messages: …", { error: "Connection refused" });
+    expect(lines.map((line) => [line.namespace, line.level])).to.deep.equal([["Producer", 50]]);
+  });
 });
 
 describe("ensureTopics on the real broker @integration", () => {

@@ -164,6 +164,9 @@ function kafkaLogLevel(level: string): KafkaLogLevel {
   }
 }
 
+/** kafkajs's message for CONCURRENT_TRANSACTIONS. */
+const CONCURRENT_TRANSACTIONS_MESSAGE = "while another concurrent operation on the same transaction was ongoing";
+
 function pinoLogCreator(logger: Logger): logCreator {
   return () =>
     ({ namespace, level, log }) => {
@@ -172,7 +175,12 @@ function pinoLogCreator(logger: Logger): logCreator {
       // A broker's error answer to one request ("Response Produce(…)", e.g. a coordinator still
       // loading) is retried by kafkajs; only what its retries give up on is an error for us.
       const retriedByKafkajs = namespace === "Connection" && message.startsWith("Response ");
-      if (level === KafkaLogLevel.ERROR && !retriedByKafkajs) logger.error(entry, message);
+      // A transaction begun while the coordinator still completes the previous one: part of every
+      // transactional producer's normal run, retried at once.
+      const previousTransactionCompleting =
+        typeof fields.error === "string" && fields.error.includes(CONCURRENT_TRANSACTIONS_MESSAGE);
+      if (previousTransactionCompleting) logger.debug(entry, message);
+      else if (level === KafkaLogLevel.ERROR && !retriedByKafkajs) logger.error(entry, message);
       else if (level === KafkaLogLevel.ERROR) logger.warn(entry, message);
       else if (level === KafkaLogLevel.WARN) logger.warn(entry, message);
       else if (level === KafkaLogLevel.INFO) logger.info(entry, message);

@@ -82,7 +82,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     kafka,
     outboxRelay: read.bool("OUTBOX_RELAY", true),
     outboxPollIntervalMs: read.int("OUTBOX_POLL_INTERVAL_MS", 1000, 10, 600_000),
-    outboxBatchSize: read.int("OUTBOX_BATCH_SIZE", 500, 1, 10_000),
+    outboxBatchSize: read.int("OUTBOX_BATCH_SIZE", 2000, 1, 10_000),
     outboxBatchMaxBytes: read.int("OUTBOX_BATCH_MAX_BYTES", 512 * 1024, 1024, 32 * 1024 * 1024),
     outboxLeaseTimeoutMs: read.int("OUTBOX_LEASE_TIMEOUT_MS", 10_000, 3000, 600_000),
     // Replicas share it because they share the topic; another outbox publishing there sets its own.

@@ -134,7 +134,7 @@ describe("outbox relay against PostgreSQL and Kafka @integration", function () {
       const opened = new Promise<void>((resolve) => {
         gate = resolve;
       });
-      let held: readonly KafkaEvent[] | undefined;
+      let held: readonly (readonly KafkaEvent[])[] | undefined;
       let heldOutcome: Promise<unknown> | undefined;
       const real = createKafkaEventPublisher({
         kafka,

@@ -37,8 +37,9 @@ export function recordBytes(message: Message): number {
 }
 
 /**
- * Publishes ProductPersisted records with a transactional producer: one transaction per publish,
- * so a batch is visible to (read_committed) consumers whole or not at all, and a producer that
+ * Publishes ProductPersisted records with a transactional producer: one transaction per batch
+ * (its produce requests sized by the relay, its commit costing two round trips to the
+ * coordinator), so a batch is visible to (read_committed) consumers whole or not at all, and a producer that
  * claims the same transactional id later — the next leader — fences this one: the broker refuses
  * whatever it still sends. Nothing connects before the first claim, and the topic is ensured until
  * that succeeds once, so a broker that is down at start only delays events. The producer retries
@@ -80,24 +81,21 @@ export function createKafkaEventPublisher(options: KafkaEventPublisherOptions): 
       }
       producer = next;
     },
-    async publish(events) {
+    async publish(requests) {
       if (!producer) throw new Error("publish before claim: no producer epoch");
       const transaction = begun ?? (await producer.transaction());
       begun = undefined;
       try {
-        await transaction.send({ topic: options.topic, acks: -1, messages: events.map((event) => event.message) });
+        for (const events of requests) {
+          await transaction.send({ topic: options.topic, acks: -1, messages: events.map((event) => event.message) });
+        }
         await transaction.commit();
       } catch (error) {
-        // After an abort the producer goes on in its epoch; after anything else (a failed commit,
-        // a fence) kafkajs cannot use it again, and the next claim starts a new epoch.
-        const aborted =
-          transaction.isActive() &&
-          !isProducerFenced(error) &&
-          (await transaction.abort().then(
-            () => true,
-            () => false,
-          ));
-        if (!aborted) await release().catch(() => {});
+        // Never goes on in the same epoch: kafkajs keeps its sequence numbers across an abort, so a
+        // record the broker appended without our seeing the answer would, sent again, be taken for
+        // a duplicate of the aborted one and silently dropped. The next claim starts a new epoch.
+        if (transaction.isActive() && !isProducerFenced(error)) await transaction.abort().catch(() => {});
+        await release().catch(() => {});
         throw error;
       }
     },

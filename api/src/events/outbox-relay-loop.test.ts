@@ -181,11 +181,10 @@ class FakeSession implements OutboxSession {
 }
 
 /**
- * How the broker answers a publish: ack; fail (retriable, the transaction aborted, the epoch goes
- * on); commit-failed (retriable, but the epoch is over); hang until the test acks it or the
- * publisher is released.
+ * How the broker answers a publish: ack; fail (retriable; as the Kafka publisher does, the epoch
+ * ends with it); hang until the test acks it or the publisher is released.
  */
-type Outcome = "ack" | "fail" | "commit-failed" | "hang";
+type Outcome = "ack" | "fail" | "hang";
 
 const protocolError = (type: string, message: string) => Object.assign(new Error(message), { type, retriable: false });
 
@@ -222,9 +221,13 @@ class FakePublisher implements EventPublisher {
     this.outbox.journal.push(`${this.relay} claim`);
   }
 
-  publish(events: readonly EncodedEvent[]): Promise<void> {
+  /** Journaled as "A publish 1,2|3": one transaction, its produce requests separated by |. */
+  publish(requests: readonly (readonly EncodedEvent[])[]): Promise<void> {
+    const events = requests.flat();
     const ids = events.map((e) => e.row.id);
-    this.outbox.journal.push(`${this.relay} publish ${ids.join(",")}`);
+    this.outbox.journal.push(
+      `${this.relay} publish ${requests.map((r) => r.map((e) => e.row.id).join(",")).join("|")}`,
+    );
     if (this.epoch === undefined) return Promise.reject(new Error("publish before claim"));
     const epoch = this.epoch;
     const fenced = () => epoch !== this.outbox.epoch;
@@ -243,15 +246,16 @@ class FakePublisher implements EventPublisher {
         throw error;
       });
     if (fenced()) return later(fence());
-    const bytes = events.reduce((sum, e) => sum + e.bytes, 0);
-    if (bytes > this.outbox.brokerMaxBytes) {
+    const largest = Math.max(...requests.map((r) => r.reduce((sum, e) => sum + e.bytes, 0)));
+    if (largest > this.outbox.brokerMaxBytes) {
+      this.epoch = undefined;
       return later(
         protocolError("MESSAGE_TOO_LARGE", "The request included a message larger than the max message size"),
       );
     }
     const outcome = this.failForever ? "fail" : (this.outcomes.shift() ?? "ack");
-    if (outcome === "fail" || outcome === "commit-failed") {
-      if (outcome === "commit-failed") this.epoch = undefined;
+    if (outcome === "fail") {
+      this.epoch = undefined;
       return later(Object.assign(new Error("Connection error: ECONNREFUSED"), { retriable: true }));
     }
     if (outcome === "hang") {
@@ -510,7 +514,7 @@ describe("outbox relay loop", function () {
       await eventually(() => outbox.rows.length === 0, "the batch published at the fourth attempt");
       expect(outbox.count("A publish 1,2")).to.equal(4);
       expect(outbox.count("A read 1,2"), "read again before each attempt").to.equal(4);
-      expect(outbox.count("A claim"), "the epoch goes on after an aborted publish").to.equal(1);
+      expect(outbox.count("A claim"), "a new epoch before each read").to.equal(4);
       expect(a.metrics.failures).to.equal(3);
       expect(a.metrics.published).to.equal(2);
       expectNothingDeletedUnacknowledged();
@@ -533,19 +537,15 @@ describe("outbox relay loop", function () {
   });
 
   describe("when batches are large", () => {
-    it("when the events of a batch exceed maxBatchBytes, then they go out in consecutive publishes of at most that many bytes, each deleted once acknowledged", async () => {
+    it("when the events of a batch exceed maxBatchBytes, then they go out in one transaction of produce requests of at most that many bytes, deleted once acknowledged", async () => {
       outbox.insert(1, 2, 3, 4, 5);
       for (const id of ["1", "2", "3", "4", "5"]) outbox.bytes.set(id, 400);
       outbox.bytes.set("3", 1500);
       startRelay("A", { maxBatchBytes: 1000 });
       await eventually(() => outbox.rows.length === 0, "the outbox drained");
       expect(outbox.journal.filter((e) => e.includes("publish") || e.includes("delete"))).to.deep.equal([
-        "A publish 1,2",
-        "A delete 1,2",
-        "A publish 3",
-        "A delete 3",
-        "A publish 4,5",
-        "A delete 4,5",
+        "A publish 1,2|3|4,5",
+        "A delete 1,2,3,4,5",
       ]);
       expect(outbox.count("A read 1,2,3,4,5"), "one read").to.equal(1);
       expectNothingDeletedUnacknowledged();
@@ -559,15 +559,9 @@ describe("outbox relay loop", function () {
       await eventually(() => outbox.rows.length === 0, "the outbox drained");
       expect(outbox.journal.filter((e) => e.includes("publish") || e.includes("delete"))).to.deep.equal([
         "A publish 1,2,3,4,5,6,7,8",
-        "A publish 1,2,3,4",
-        "A publish 1,2",
-        "A delete 1,2",
-        "A publish 3,4",
-        "A delete 3,4",
-        "A publish 5,6",
-        "A delete 5,6",
-        "A publish 7,8",
-        "A delete 7,8",
+        "A publish 1,2,3,4|5,6,7,8",
+        "A publish 1,2|3,4|5,6|7,8",
+        "A delete 1,2,3,4,5,6,7,8",
       ]);
       expect(
         outbox.journal.filter((e) => /wait (250|500)$/.test(e)),
@@ -696,7 +690,7 @@ describe("outbox relay loop", function () {
     it("when a failure ends the publisher's epoch, then it claims a new one before reading the batch again", async () => {
       outbox.insert(1);
       const a = startRelay();
-      a.publisher.outcomes.push("commit-failed");
+      a.publisher.outcomes.push("fail");
       await a.timing.elapse(250);
       await eventually(() => outbox.rows.length === 0, "published at the second attempt");
       expect(outbox.journal.filter((e) => !e.includes(" wait ") && e !== "A read ")).to.deep.equal([

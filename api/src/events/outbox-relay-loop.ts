@@ -68,10 +68,11 @@ export interface EventPublisher<E extends EncodedEvent = EncodedEvent> {
    */
   claim(): Promise<void>;
   /**
-   * Publishes the events atomically, in order. Resolves once the broker acknowledged them all;
-   * rejects otherwise, and then none of them is visible to consumers.
+   * Publishes the events atomically, in order, one produce request per element of `requests`.
+   * Resolves once the broker acknowledged them all; rejects otherwise, and then none of them is
+   * visible to consumers.
    */
-  publish(events: readonly E[]): Promise<void>;
+  publish(requests: readonly (readonly E[])[]): Promise<void>;
   /** Ends the epoch and disconnects; a publish still in flight fails. claim() starts a new one. */
   release(): Promise<void>;
 }
@@ -107,7 +108,7 @@ type Backoff = Parameters<typeof backoffDelay>[1];
 export interface OutboxRelayLoopOptions {
   /** Rows read, hence events published, per batch at most. */
   batchSize: number;
-  /** Bytes of events (EncodedEvent.bytes) per publish at most; a larger single event goes alone. */
+  /** Bytes of events (EncodedEvent.bytes) per produce request at most; a larger single event goes alone. */
   maxBatchBytes: number;
   /** Longest wait between two looks at the outbox when no notification arrives. */
   pollIntervalMs: number;
@@ -240,7 +241,7 @@ export function createOutboxRelayLoop<E extends EncodedEvent>(
     /** After a failed claim or publish: waits as needed; throws when leadership must end. */
     let failures = 0;
     let maxBytes = settings.maxBatchBytes;
-    const onPublishFailure = async (error: unknown, chunk: readonly E[]) => {
+    const onPublishFailure = async (error: unknown, requests: readonly (readonly E[])[]) => {
       if (lost) throw lost.error;
       if (stopSignal.aborted) return;
       metrics.eventPublishFailures.inc();
@@ -248,42 +249,42 @@ export function createOutboxRelayLoop<E extends EncodedEvent>(
         throw new Error("another relay claimed the publisher: this one is no longer the leader", { cause: error });
       }
       const kafkaErrorClass = classifyKafkaError(error);
-      if (kafkaErrorClass === "too_large" && chunk.length > 1) {
-        maxBytes = Math.floor(bytesOf(chunk) / 2);
+      // The broker does not say which request it refused: halve the largest.
+      const largest = requests.reduce<readonly E[]>((a, b) => (bytesOf(b) > bytesOf(a) ? b : a), []);
+      if (kafkaErrorClass === "too_large" && largest.length > 1) {
+        maxBytes = Math.floor(bytesOf(largest) / 2);
         logger.warn(
-          { err: error, events: chunk.length, bytes: bytesOf(chunk), maxBytes },
+          { err: error, events: largest.length, bytes: bytesOf(largest), maxBytes },
           "the broker refused the batch as too large; halving it",
         );
         return;
       }
       failures++;
       const backoffMs = backoffDelay(failures, settings.publishBackoff, timing.random);
-      const fields = { err: error, kafkaErrorClass, attempt: failures, backoffMs, pending: chunk.length };
+      const pending = requests.reduce((sum, request) => sum + request.length, 0);
+      const fields = { err: error, kafkaErrorClass, attempt: failures, backoffMs, pending };
       if (kafkaErrorClass === "too_large") logger.error(fields, "the broker refuses a single event as too large");
       else logger.warn(fields, "event publish failed; retrying");
       await timing.sleep(backoffMs, signal);
     };
 
-    /** False when this batch must be read again (after a failure). */
-    const publishBatch = async (rows: OutboxRow[]): Promise<boolean> => {
-      for (const chunk of chunksOf(
+    /** One transaction per batch, in requests of at most maxBytes; after a failure the batch is read again. */
+    const publishBatch = async (rows: OutboxRow[]) => {
+      const requests = chunksOf(
         rows.map((row) => publisher.encode(row)),
         maxBytes,
-      )) {
-        try {
-          await publisher.publish(chunk);
-        } catch (error) {
-          await onPublishFailure(error, chunk);
-          return false;
-        }
-        failures = 0;
-        acknowledged = chunk.map((event) => event.row.id);
-        metrics.eventsPublished.inc(chunk.length);
-        await session.deleteIds(acknowledged);
-        acknowledged = [];
-        if (stopSignal.aborted) return true;
+      );
+      try {
+        await publisher.publish(requests);
+      } catch (error) {
+        await onPublishFailure(error, requests);
+        return;
       }
-      return true;
+      failures = 0;
+      acknowledged = rows.map((row) => row.id);
+      metrics.eventsPublished.inc(rows.length);
+      await session.deleteIds(acknowledged);
+      acknowledged = [];
     };
 
     try {

@@ -15,7 +15,7 @@ export interface OutboxRelayOptions {
   metrics: ApiMetrics;
   /** Longest wait between two looks at the outbox when no notification arrives. */
   pollIntervalMs: number;
-  /** Rows read per batch. */
+  /** Rows read, and published in one transaction, per batch. */
   batchSize: number;
   /** Bytes of events per Kafka request. */
   batchMaxBytes: number;
