@@ -66,6 +66,9 @@ export function createApi(config: ApiConfig, logger: Logger) {
               metrics,
               pollIntervalMs: config.outboxPollIntervalMs,
               batchSize: config.outboxBatchSize,
+              batchMaxBytes: config.outboxBatchMaxBytes,
+              leaseTimeoutMs: config.outboxLeaseTimeoutMs,
+              transactionalId: config.outboxTransactionalId,
             })
           : undefined;
         if (relay) {

@@ -17,6 +17,9 @@ export interface ApiMetrics {
   writeQueueDepth: Gauge;
   /** Single creates answered without being written: queue_full (503) or client_gone. */
   writesNotRun: Counter<"reason">;
+  /** Outbox rows waiting, and the age of the first in line, as the active relay last saw them; 0 elsewhere. */
+  outboxPending: Gauge;
+  outboxOldestAgeSeconds: Gauge;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -61,6 +64,16 @@ export function createApiMetrics(): ApiMetrics {
     labelNames: ["reason"],
     registers: [registry],
   });
+  const outboxPending = new Gauge({
+    name: "api_outbox_pending",
+    help: "Events waiting in the outbox, measured every few seconds by the active relay (0 on other replicas).",
+    registers: [registry],
+  });
+  const outboxOldestAgeSeconds = new Gauge({
+    name: "api_outbox_oldest_age_seconds",
+    help: "Age of the oldest event waiting in the outbox, measured every few seconds by the active relay (0 on other replicas, or when empty).",
+    registers: [registry],
+  });
   return {
     registry,
     requests,
@@ -70,5 +83,7 @@ export function createApiMetrics(): ApiMetrics {
     relayActive,
     writeQueueDepth,
     writesNotRun,
+    outboxPending,
+    outboxOldestAgeSeconds,
   };
 }

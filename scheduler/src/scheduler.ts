@@ -99,7 +99,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
       const consumerKafka = createKafka(config.kafka, logger, KAFKA_CLIENT_RETRY);
       try {
         api = createProductApi(config.api);
-        producer = createIdempotentProducer(kafka, deadLetterPartitioner);
+        producer = createIdempotentProducer(kafka, { createPartitioner: deadLetterPartitioner });
         consumer = consumerKafka.consumer({
           groupId: config.groupId,
           sessionTimeout: config.sessionTimeoutMs,
