@@ -3,7 +3,8 @@
  * PostgreSQL → outbox relay → produtos-persistidos), next to its two ceilings on the same data.
  *
  *   npm run bench:pipeline -- [--messages 50000] [--pipeline child|inproc] [--relay inline|separate]
- *                             [--latency-s 10] [--rate 1000] [--node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *                             [--latency-s 10] [--rate 1000] [--warmup-percent 10]
+ *                             [--node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]
  *
  * One run, fresh topics, databases and consumer groups:
  *
@@ -43,7 +44,7 @@ import { finalChecks } from "./pipeline/final-checks.js";
 import { measureConsume, measurePipe } from "./pipeline/kafka-ceiling.js";
 import { type LatencyResult, measureLatency } from "./pipeline/latency.js";
 import { log } from "./pipeline/log.js";
-import { readPipelineBenchOptions } from "./pipeline/options.js";
+import { readPipelineBenchOptions, warmupEvents } from "./pipeline/options.js";
 import { measurePgCeiling } from "./pipeline/pg-ceiling.js";
 import { reportPipelineBench } from "./pipeline/report.js";
 import { createRunTopics, runTopics } from "./pipeline/run-topics.js";
@@ -105,7 +106,15 @@ async function main(): Promise<void> {
     cleanups.push(() => database.drop());
     const pipeline = await startPipeline(options, settings, topics, database.url, tag);
     cleanups.push(() => pipeline.stop());
-    const e2e = await measureEndToEnd(settings, pipeline, observer, database.url, workload, expected);
+    const e2e = await measureEndToEnd(
+      settings,
+      pipeline,
+      observer,
+      database.url,
+      workload,
+      expected,
+      warmupEvents(workload.expectedEvents, options.warmupPercent),
+    );
 
     const latencies: LatencyResult[] = [];
     const rates = [options.rate, Math.max(1, Math.round(e2e.perSecond / 2))];

@@ -8,7 +8,14 @@ import { pino } from "pino";
 import { runScopedSuffix } from "../test/support/env.js";
 import { testKafka, withAdmin } from "../test/support/kafka.js";
 import { ConfigError, createEnvReader, type Env } from "./env.js";
-import { classifyKafkaError, createKafka, ensureTopics, type KafkaConfig, readKafkaConfig } from "./kafka.js";
+import {
+  classifyKafkaError,
+  createKafka,
+  ensureTopics,
+  isProducerFenced,
+  type KafkaConfig,
+  readKafkaConfig,
+} from "./kafka.js";
 
 function read(env: Env): KafkaConfig {
   const reader = createEnvReader(env);
@@ -92,6 +99,29 @@ describe("classifyKafkaError", () => {
   });
 });
 
+describe("isProducerFenced", () => {
+  const protocolError = (type: string, message = type) =>
+    new KafkaJSProtocolError({ message, type, code: 0, retriable: false } as unknown as string);
+
+  it("when another producer took over the transactional id (or the broker expired ours), then true, also wrapped", () => {
+    expect(isProducerFenced(protocolError("INVALID_PRODUCER_EPOCH"))).to.equal(true);
+    expect(isProducerFenced(protocolError("INVALID_PRODUCER_ID_MAPPING"))).to.equal(true);
+    expect(isProducerFenced(protocolError("KAFKAJS_UNKNOWN_ERROR_CODE", "Unknown error code 90"))).to.equal(true);
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError("INVALID_PRODUCER_EPOCH"), {
+      retryCount: 1,
+      retryTime: 100,
+    });
+    expect(isProducerFenced(wrapped)).to.equal(true);
+  });
+
+  it("when the failure is anything else, then false", () => {
+    expect(isProducerFenced(protocolError("MESSAGE_TOO_LARGE"))).to.equal(false);
+    expect(isProducerFenced(protocolError("KAFKAJS_UNKNOWN_ERROR_CODE", "Unknown error code 91"))).to.equal(false);
+    expect(isProducerFenced(new KafkaJSConnectionError("Connection error: connect ECONNREFUSED"))).to.equal(false);
+    expect(isProducerFenced(undefined)).to.equal(false);
+  });
+});
+
 describe("createKafka", () => {
   /** A client logging into `lines`; creating it connects to nothing, so no broker is needed. */
   const loggingKafka = () => {
@@ -133,6 +163,16 @@ describe("createKafka", () => {
       ["Connection", 40],
       ["Consumer", 50],
     ]);
+  });
+
+  it("when a transaction begins while the coordinator completes the previous one, then kafkajs's retries are not warnings", () => {
+    const { lines, kafka } = loggingKafka();
+    const error =
+      "The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing";
+    kafka.logger().namespace("Connection").error("Response AddPartitionsToTxn(key: 24, version: 1)", { error });
+    kafka.logger().namespace("Producer").error("Failed to send messages: …", { retryCount: 0, error });
+    kafka.logger().namespace("Producer").error("Failed to send messages: …", { error: "Connection refused" });
+    expect(lines.map((line) => [line.namespace, line.level])).to.deep.equal([["Producer", 50]]);
   });
 });
 

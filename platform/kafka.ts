@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import {
+  type ICustomPartitioner,
   type Kafka as KafkaClient,
   Kafka as KafkaJs,
   type KafkaConfig as KafkaJsConfig,
@@ -164,6 +165,9 @@ function kafkaLogLevel(level: string): KafkaLogLevel {
   }
 }
 
+/** kafkajs's message for CONCURRENT_TRANSACTIONS. */
+const CONCURRENT_TRANSACTIONS_MESSAGE = "while another concurrent operation on the same transaction was ongoing";
+
 function pinoLogCreator(logger: Logger): logCreator {
   return () =>
     ({ namespace, level, log }) => {
@@ -172,7 +176,12 @@ function pinoLogCreator(logger: Logger): logCreator {
       // A broker's error answer to one request ("Response Produce(…)", e.g. a coordinator still
       // loading) is retried by kafkajs; only what its retries give up on is an error for us.
       const retriedByKafkajs = namespace === "Connection" && message.startsWith("Response ");
-      if (level === KafkaLogLevel.ERROR && !retriedByKafkajs) logger.error(entry, message);
+      // A transaction begun while the coordinator still completes the previous one: part of every
+      // transactional producer's normal run, retried at once.
+      const previousTransactionCompleting =
+        typeof fields.error === "string" && fields.error.includes(CONCURRENT_TRANSACTIONS_MESSAGE);
+      if (previousTransactionCompleting) logger.debug(entry, message);
+      else if (level === KafkaLogLevel.ERROR && !retriedByKafkajs) logger.error(entry, message);
       else if (level === KafkaLogLevel.ERROR) logger.warn(entry, message);
       else if (level === KafkaLogLevel.WARN) logger.warn(entry, message);
       else if (level === KafkaLogLevel.INFO) logger.info(entry, message);
@@ -256,15 +265,27 @@ async function waitForLeaders(
 /**
  * The one producer setup of the project (scheduler dead letters, the outbox relay, the produce tool):
  * idempotent, one request in flight so that retries keep the order, topics never created by a send,
- * and kafkajs's default (Java-compatible murmur2) partitioner, so records of one key share a partition
- * with what any other client sends.
+ * and by default kafkajs's (Java-compatible murmur2) partitioner, so records of one key share a
+ * partition with what any other client sends. With a transactionalId it is transactional: sends go
+ * through producer.transaction(), and a producer that starts later with the same id fences this one.
  */
-export function createIdempotentProducer(kafka: KafkaClient): Producer {
+export function createIdempotentProducer(
+  kafka: KafkaClient,
+  options: { transactionalId?: string; createPartitioner?: ICustomPartitioner } = {},
+): Producer {
   return kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: options.createPartitioner ?? Partitioners.DefaultPartitioner,
+    ...(options.transactionalId === undefined
+      ? {}
+      : {
+          transactionalId: options.transactionalId,
+          // Right after a commit the coordinator is still writing its markers and answers the next
+          // transaction's first request CONCURRENT_TRANSACTIONS; kafkajs's first retry would wait 300 ms.
+          retry: { initialRetryTime: 20, retries: Number.MAX_SAFE_INTEGER },
+        }),
   });
 }
 
@@ -291,22 +312,45 @@ const FATAL = new Set([
 ]);
 
 export function classifyKafkaError(error: unknown): KafkaErrorClass {
-  // kafkajs wraps the broker's error (type = the protocol's error name) in retry errors: look inside.
-  for (let current = error, depth = 0; current !== undefined && current !== null && depth < 10; depth++) {
-    const { type, name, originalError, cause } = current as {
-      type?: unknown;
-      name?: unknown;
-      originalError?: unknown;
-      cause?: unknown;
-    };
+  for (const { type, name } of errorChain(error)) {
     if (typeof type === "string") {
       if (TOO_LARGE.has(type)) return "too_large";
       if (FATAL.has(type)) return "fatal";
     }
     if (name === "KafkaJSSASLAuthenticationError") return "fatal";
-    current = originalError ?? cause;
   }
   return "retriable";
+}
+
+const FENCED = new Set(["INVALID_PRODUCER_EPOCH", "PRODUCER_FENCED", "INVALID_PRODUCER_ID_MAPPING"]);
+
+/**
+ * Whether a transactional producer's epoch is over: another producer started with the same
+ * transactional id (or the broker expired ours), so nothing this producer sends is accepted any
+ * more. Brokers answer kafkajs's request versions INVALID_PRODUCER_EPOCH; PRODUCER_FENCED (90),
+ * which kafkajs does not know, reaches us as an unknown error code.
+ */
+export function isProducerFenced(error: unknown): boolean {
+  for (const { type, message } of errorChain(error)) {
+    if (typeof type === "string" && FENCED.has(type)) return true;
+    if (type === "KAFKAJS_UNKNOWN_ERROR_CODE" && message === "Unknown error code 90") return true;
+  }
+  return false;
+}
+
+/** The error and what it wraps: kafkajs puts the broker's error (type = the protocol's error name) inside retry errors. */
+function* errorChain(error: unknown): Generator<{ type?: unknown; name?: unknown; message?: unknown }> {
+  for (let current = error, depth = 0; current !== undefined && current !== null && depth < 10; depth++) {
+    const link = current as {
+      type?: unknown;
+      name?: unknown;
+      message?: unknown;
+      originalError?: unknown;
+      cause?: unknown;
+    };
+    yield link;
+    current = link.originalError ?? link.cause;
+  }
 }
 
 /**

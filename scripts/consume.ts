@@ -372,8 +372,12 @@ async function main(args: string[]): Promise<number> {
         // With --until-end, records written after the start are left for another run.
         const end = ends?.get(batch.partition)?.end;
         let next: bigint | undefined;
+        let whole = true;
         for (const message of batch.messages) {
-          if (!isRunning() || isStale() || (options.max !== undefined && printed >= options.max)) break;
+          if (!isRunning() || isStale() || (options.max !== undefined && printed >= options.max)) {
+            whole = false;
+            break;
+          }
           if (end !== undefined && BigInt(message.offset) >= end) break;
           lines.push(JSON.stringify(describeRecord(batch.topic, batch.partition, message, config.kafka.topics.input)));
           printed++;
@@ -383,6 +387,8 @@ async function main(args: string[]): Promise<number> {
         if (lines.length > 0) armSilenceTimer();
         await writeLines(lines, finished);
         if (options.max !== undefined && printed >= options.max) finish(`--max ${options.max} reached`);
+        // A transaction's batch ends with a control record no handler sees: past it once all is read.
+        else if (whole) advance(batch.partition, BigInt(batch.lastOffset()) + 1n);
         else if (next !== undefined) advance(batch.partition, next);
       },
     });

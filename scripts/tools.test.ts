@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import type { Kafka } from "kafkajs";
-import { ensureTopics } from "#platform/kafka.js";
+import { createIdempotentProducer, ensureTopics } from "#platform/kafka.js";
 import { startTestApi, type TestApi } from "../test/support/api.js";
 import { runScopedSuffix, testBrokers } from "../test/support/env.js";
 import { createTestTopics, readAll, type TestTopics, testKafka, withAdmin } from "../test/support/kafka.js";
@@ -161,6 +161,30 @@ describe("npm run produce / npm run consume @integration", () => {
         .to.have.property("size")
         .above(1);
       expect(result.stderr).to.match(/30 records from .*; stopped: reached the end/);
+    });
+
+    it("when the records were written in transactions (as the outbox relay writes), then -e prints them all and stops after the last commit marker", async () => {
+      const topic = await freshTopic();
+      const producer = createIdempotentProducer(kafka, { transactionalId: `test-tools-${runScopedSuffix()}` });
+      await producer.connect();
+      try {
+        for (let i = 0; i < 3; i++) {
+          const transaction = await producer.transaction();
+          await transaction.send({
+            topic,
+            messages: [
+              { key: `a${i}`, value: "{}" },
+              { key: `b${i}`, value: "{}" },
+            ],
+          });
+          await transaction.commit();
+        }
+      } finally {
+        await producer.disconnect();
+      }
+      const result = await run("consume", ["--topic", topic, "--from-beginning", "-e"]);
+      expect(records(result)).to.have.length(6);
+      expect(result.stderr).to.match(/6 records from .*; stopped: reached the end/);
     });
 
     it("when it starts at the latest offset (no --from-beginning), then there is nothing to read and it exits 0", async () => {

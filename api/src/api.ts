@@ -66,6 +66,9 @@ export function createApi(config: ApiConfig, logger: Logger) {
               metrics,
               pollIntervalMs: config.outboxPollIntervalMs,
               batchSize: config.outboxBatchSize,
+              batchMaxBytes: config.outboxBatchMaxBytes,
+              leaseTimeoutMs: config.outboxLeaseTimeoutMs,
+              transactionalId: config.outboxTransactionalId,
             })
           : undefined;
         if (relay) {
@@ -109,6 +112,9 @@ function buildServer(
       coalescing: {
         maxInFlight: Math.min(config.dbWriteConcurrency, config.dbPoolMax),
         maxBatch: CONTRACT_LIMITS.maxBatchItems,
+        maxQueued: config.dbWriteQueueMax,
+        onQueueDepth: (depth) => metrics.writeQueueDepth.set(depth),
+        onNotRun: (reason) => metrics.writesNotRun.inc({ reason }),
       },
       clock: { now: Date.now, maxClockSkewMs: config.maxClockSkewMs },
       onWritten: (results) => {

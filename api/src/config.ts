@@ -17,6 +17,8 @@ export interface ApiConfig {
   migrateOnStart: boolean;
   /** Upsert statements in flight at once; single creates arriving meanwhile share the next one. */
   dbWriteConcurrency: number;
+  /** Single creates that may wait for a statement; more are refused as unavailable. */
+  dbWriteQueueMax: number;
   /** When set, writes need "Authorization: Bearer <token>". */
   apiToken: string | undefined;
   logLevel: LogLevel;
@@ -39,6 +41,12 @@ export interface ApiConfig {
   outboxRelay: boolean;
   outboxPollIntervalMs: number;
   outboxBatchSize: number;
+  /** Bytes of events per Kafka request, well under the broker's message.max.bytes (1 MiB by default). */
+  outboxBatchMaxBytes: number;
+  /** How long a relay that stopped answering keeps the lease; a standby takes over after it. */
+  outboxLeaseTimeoutMs: number;
+  /** The relay's Kafka transactional id, shared by every replica publishing this outbox. */
+  outboxTransactionalId: string;
 }
 
 export function loadApiConfig(env: Env = process.env): ApiConfig {
@@ -52,6 +60,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       read.problem("DATABASE_URL: expected a PostgreSQL URL such as postgresql://user:password@host:5432/products");
     }
   }
+  const kafka = readKafkaConfig(read, { clientId: "product-api" });
   const config: ApiConfig = {
     port: read.int("PORT", 8000, 0, 65535),
     host: read.string("HOST", "0.0.0.0"),
@@ -63,6 +72,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     dbStatementTimeoutMs: read.int("DB_STATEMENT_TIMEOUT_MS", 15_000, 100, 3_600_000),
     migrateOnStart: read.bool("MIGRATE_ON_START", true),
     dbWriteConcurrency: read.int("DB_WRITE_CONCURRENCY", 8, 1, 1000),
+    dbWriteQueueMax: read.int("DB_WRITE_QUEUE_MAX", 1000, 1, 1_000_000),
     apiToken: read.optional("API_TOKEN"),
     logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     logFormat: read.oneOf("LOG_FORMAT", "auto", LOG_FORMATS),
@@ -72,10 +82,15 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     maxClockSkewMs: read.int("MAX_CLOCK_SKEW_MS", 300_000, 0, 86_400_000),
     http2MaxConcurrentStreams: read.int("HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
     shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
-    kafka: readKafkaConfig(read, { clientId: "product-api" }),
+    kafka,
     outboxRelay: read.bool("OUTBOX_RELAY", true),
     outboxPollIntervalMs: read.int("OUTBOX_POLL_INTERVAL_MS", 1000, 10, 600_000),
-    outboxBatchSize: read.int("OUTBOX_BATCH_SIZE", 500, 1, 10_000),
+    outboxBatchSize: read.int("OUTBOX_BATCH_SIZE", 2000, 1, 10_000),
+    outboxBatchMaxBytes: read.int("OUTBOX_BATCH_MAX_BYTES", 512 * 1024, 1024, 32 * 1024 * 1024),
+    outboxLeaseTimeoutMs: read.int("OUTBOX_LEASE_TIMEOUT_MS", 10_000, 3000, 600_000),
+    // Replicas share it because they share the topic; another outbox publishing there sets its own.
+    outboxTransactionalId:
+      read.optional("OUTBOX_TRANSACTIONAL_ID") ?? `product-api-outbox-relay.${kafka.topics.persisted}`,
   };
   read.done();
   return config;

@@ -9,6 +9,8 @@ export type ErrorCode =
   | "unavailable"
   | "resource_exhausted"
   | "deadline_exceeded"
+  /** The caller went away (client closed, deadline passed) before the work ran; nothing was done. */
+  | "canceled"
   | "internal";
 
 export interface FieldViolation {

@@ -13,6 +13,13 @@ export interface ApiMetrics {
   eventPublishFailures: Counter;
   /** 1 while this process holds the outbox relay lock. */
   relayActive: Gauge;
+  /** Single creates waiting for an upsert statement (group commit). */
+  writeQueueDepth: Gauge;
+  /** Single creates answered without being written: queue_full (503) or client_gone. */
+  writesNotRun: Counter<"reason">;
+  /** Outbox rows waiting, and the age of the first in line, as the active relay last saw them; 0 elsewhere. */
+  outboxPending: Gauge;
+  outboxOldestAgeSeconds: Gauge;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -46,5 +53,37 @@ export function createApiMetrics(): ApiMetrics {
     help: "1 while this process is the active outbox relay (holds the advisory lock), else 0.",
     registers: [registry],
   });
-  return { registry, requests, productWrites, eventsPublished, eventPublishFailures, relayActive };
+  const writeQueueDepth = new Gauge({
+    name: "api_write_queue_depth",
+    help: "Single creates waiting for an upsert statement (group commit); at DB_WRITE_QUEUE_MAX new ones get 503.",
+    registers: [registry],
+  });
+  const writesNotRun = new Counter({
+    name: "api_writes_not_run_total",
+    help: "Single creates answered without reaching the database: queue_full (refused, 503) or client_gone (the client left or its deadline passed while it waited).",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const outboxPending = new Gauge({
+    name: "api_outbox_pending",
+    help: "Events waiting in the outbox, measured every few seconds by the active relay (0 on other replicas).",
+    registers: [registry],
+  });
+  const outboxOldestAgeSeconds = new Gauge({
+    name: "api_outbox_oldest_age_seconds",
+    help: "Age of the oldest event waiting in the outbox, measured every few seconds by the active relay (0 on other replicas, or when empty).",
+    registers: [registry],
+  });
+  return {
+    registry,
+    requests,
+    productWrites,
+    eventsPublished,
+    eventPublishFailures,
+    relayActive,
+    writeQueueDepth,
+    writesNotRun,
+    outboxPending,
+    outboxOldestAgeSeconds,
+  };
 }

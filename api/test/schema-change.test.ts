@@ -15,7 +15,10 @@ import { rowToProduct, UPSERT_STATEMENT } from "../src/products/product-reposito
 
 const POOL_SIZE = 4;
 
-/** The keys an event's product carries: what the API wrote, never whatever columns the table has. */
+/**
+ * The keys an event's product carries: what the API wrote (the product and the source position of
+ * its write), never whatever columns the table has.
+ */
 const EVENT_PRODUCT_KEYS = [
   "amount",
   "availability_at",
@@ -26,6 +29,9 @@ const EVENT_PRODUCT_KEYS = [
   "id",
   "name",
   "quantity",
+  "source_offset",
+  "source_partition",
+  "source_topic",
   "updated_at",
   "version",
 ];

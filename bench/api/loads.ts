@@ -76,7 +76,7 @@ function createBaselineLoad(config: ApiConfig, databaseUrl: string): Load {
     async create(id) {
       const { rows } = await pool.query<{ id: string; inserted: boolean }>({
         ...UPSERT_STATEMENT,
-        values: upsertBindings([{ ...SEED_PRODUCT, id }]),
+        values: upsertBindings([{ product: { ...SEED_PRODUCT, id } }]),
       });
       if (rows.length !== 1 || rows[0]?.id !== id || rows[0].inserted !== true) {
         throw new Error(`baseline: expected one inserted row, got ${rows.length}`);

@@ -4,6 +4,7 @@ import { disposableDatabase } from "../../test/support/disposable-database.js";
 import { measureEndToEnd } from "../pipeline/end-to-end.js";
 import { observeEvents } from "../pipeline/event-observer.js";
 import { metricSum } from "../pipeline/metrics-text.js";
+import { DEFAULT_WARMUP_PERCENT, warmupEvents } from "../pipeline/options.js";
 import type { RateResult } from "../pipeline/rate-result.js";
 import { createRunTopics, runTopics } from "../pipeline/run-topics.js";
 import { startPipeline } from "../pipeline/services.js";
@@ -57,6 +58,7 @@ export async function measureConfig(
       database.url,
       workload,
       workload.expectedById,
+      warmupEvents(workload.expectedEvents, DEFAULT_WARMUP_PERCENT),
       async () => {
         fed = await preloadInput(producer, topics.input, workload.records);
       },

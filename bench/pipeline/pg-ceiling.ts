@@ -99,7 +99,7 @@ function toProducts(records: WorkRecord[]): Product[] {
 
 /** One chunk as the product repository writes it: one statement per round, one transaction if several. */
 async function upsertChunk(pool: pg.Pool, chunk: Product[]): Promise<void> {
-  const rounds = splitIntoRounds(chunk);
+  const rounds = splitIntoRounds(chunk.map((product) => ({ product })));
   const [only] = rounds;
   if (only && rounds.length === 1) {
     await pool.query({ ...UPSERT_STATEMENT, values: upsertBindings(only) });

@@ -93,7 +93,7 @@ export async function reportPipelineBench(result: PipelineReport): Promise<void>
       e2e.perSecond,
       `${ratio(kafkaPipe.perSecond)} of kafka, ${ratio(pgCeiling.perSecond)} of pg, ` +
         `${ratio(composedCeiling(kafkaPipe.perSecond, pgCeiling.perSecond))} of composed; rows done at ${e2e.rowsDoneS.toFixed(2)} s; ` +
-        `startup ${e2e.startupS.toFixed(1)} s; lost ${e2e.lost}, duplicates ${e2e.duplicates}`,
+        `startup ${e2e.startupS.toFixed(1)} s, then ${e2e.warmupEvents} warm-up events; lost ${e2e.lost}, duplicates ${e2e.duplicates}`,
     ),
     `${"latency".padEnd(18)}${"sent".padStart(8)}${"p50 ms".padStart(9)}${"p90 ms".padStart(9)}${"p99 ms".padStart(9)}${"max ms".padStart(9)}${"lost".padStart(6)}   (record time → event time; p50/p99 of parts)`,
     ...result.latencies.map(

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type http2 from "node:http2";
 import https from "node:https";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -9,8 +10,21 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 import type { Product } from "#gen/products/v1/product_pb.js";
-import { ProductService, type WriteOutcome } from "#gen/products/v1/product_service_pb.js";
+import {
+  BatchCreateProductsRequestSchema,
+  ProductService,
+  type WriteOutcome,
+} from "#gen/products/v1/product_service_pb.js";
 import type { SchedulerConfig } from "./config.js";
+
+/**
+ * A product to upsert and the input record it comes from: the API orders writes with equal
+ * availability timestamps by this position, so a replayed record changes nothing.
+ */
+export interface SourcedProduct {
+  product: Product;
+  source: { topic: string; partition: number; offset: bigint };
+}
 
 /** What the API did with one product of a batch. */
 export type ItemResult =
@@ -23,7 +37,7 @@ export interface ProductApi {
    * Upserts the products in order, in one API transaction, and returns one result per product.
    * Throws a ConnectError when the call as a whole fails; see isPermanentItemError.
    */
-  batchCreate(products: readonly Product[]): Promise<ItemResult[]>;
+  batchCreate(writes: readonly SourcedProduct[]): Promise<ItemResult[]>;
   /** Closes pooled connections. */
   close(): void;
 }
@@ -46,14 +60,14 @@ export function createProductApi(config: SchedulerConfig["api"]): ProductApi {
   const { transport, close } = createTransport(config, interceptors);
   const client = createClient(ProductService, transport);
   return {
-    async batchCreate(products) {
+    async batchCreate(writes) {
       const response = await client.batchCreateProducts(
-        { requests: products.map((product) => ({ product })) },
+        { requests: writes.map(({ product, source }) => ({ product, source })) },
         { timeoutMs: config.timeoutMs },
       );
-      if (response.results.length !== products.length) {
+      if (response.results.length !== writes.length) {
         throw new ConnectError(
-          `BatchCreateProducts answered ${response.results.length} results for ${products.length} products`,
+          `BatchCreateProducts answered ${response.results.length} results for ${writes.length} products`,
           Code.Internal,
         );
       }
@@ -138,4 +152,34 @@ function createTransport(
  */
 export function isPermanentItemError(code: string): boolean {
   return code === "invalid_argument" || code === "out_of_range";
+}
+
+/** connect-es's answer for a request over readMaxBytes (the API's MAX_BODY_BYTES), on every protocol. */
+const OVER_READ_MAX_BYTES = /^message size (?:\d+ )?is larger than configured readMaxBytes (\d+)$/;
+
+/**
+ * When a failed call was refused for the size of its request, the limit that refused it, in words
+ * for a dead letter; undefined for any other failure (resource_exhausted for load, say). The API
+ * answers resource_exhausted with connect-es's readMaxBytes message over gRPC, gRPC-Web and
+ * Connect alike; a proxy's HTTP 413 without a gRPC or Connect error body reaches connect-es's
+ * clients as unknown "HTTP 413" on every protocol. (A 413 whose body is a JSON error, over the
+ * Connect protocol, shows its message instead: it cannot be told apart and is retried.)
+ */
+export function sizeRefusal(error: ConnectError): string | undefined {
+  if (error.code === Code.ResourceExhausted) {
+    const limit = OVER_READ_MAX_BYTES.exec(error.rawMessage)?.[1];
+    return limit === undefined ? undefined : `the API's MAX_BODY_BYTES (${limit})`;
+  }
+  if (error.code === Code.Unknown && error.rawMessage === "HTTP 413") {
+    return "the body limit of a proxy in front of the API (it answered HTTP 413)";
+  }
+  return undefined;
+}
+
+/** Bytes of the BatchCreateProducts request that carries these products (protobuf binary, as sent). */
+export function requestBytes(writes: readonly SourcedProduct[]): number {
+  const request = create(BatchCreateProductsRequestSchema, {
+    requests: writes.map(({ product, source }) => ({ product, source })),
+  });
+  return toBinary(BatchCreateProductsRequestSchema, request).length;
 }

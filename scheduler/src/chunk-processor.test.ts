@@ -2,11 +2,10 @@ import { EventEmitter } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { expect } from "chai";
-import type { KafkaMessage } from "kafkajs";
+import { KafkaJSProtocolError, type KafkaMessage } from "kafkajs";
 import { pino } from "pino";
-import type { Product } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
-import type { ItemResult, ProductApi } from "./api-client.js";
+import { type ItemResult, type ProductApi, requestBytes, type SourcedProduct } from "./api-client.js";
 import {
   type ChunkProcessorDeps,
   type Clock,
@@ -15,6 +14,7 @@ import {
   systemClock,
 } from "./chunk-processor.js";
 import { type DeadLetter, DeadLetterPublishError, type DeadLetterPublisher } from "./dead-letter.js";
+import { parseRecord } from "./message.js";
 import { createSchedulerMetrics } from "./metrics.js";
 import type { CommittedEvent, DeadLetteredEvent, RetryingEvent, SchedulerEventMap } from "./scheduler-events.js";
 
@@ -61,11 +61,14 @@ const refused = (code: Code, message = "refused") => new ConnectError(message, c
 /** The API: answer decides each call from the product ids sent and the call's number (1-based). */
 class FakeApi implements Pick<ProductApi, "batchCreate"> {
   readonly calls: string[][] = [];
+  /** Each call's source positions, as "topic/partition/offset". */
+  readonly sources: string[][] = [];
   answer: (ids: string[], call: number) => ItemResult[] | Promise<ItemResult[]> = persisted;
 
-  async batchCreate(products: readonly Product[]): Promise<ItemResult[]> {
-    const ids = products.map((product) => product.id);
+  async batchCreate(writes: readonly SourcedProduct[]): Promise<ItemResult[]> {
+    const ids = writes.map(({ product }) => product.id);
     this.calls.push(ids);
+    this.sources.push(writes.map(({ source }) => `${source.topic}/${source.partition}/${source.offset}`));
     // A processor that never gives up would spin on microtasks and hang mocha instead of failing.
     if (this.calls.length > 1000) throw new Error("more than 1000 API calls: the processor loops");
     // Answers later, as a call over the network does.
@@ -155,7 +158,7 @@ function setup(overrides: { config?: Partial<ChunkProcessorDeps["config"]>; cloc
   const partition = new FakePartition();
   const clock = new FakeClock();
   const stopping = new AbortController();
-  const metrics = createSchedulerMetrics();
+  const metrics = createSchedulerMetrics(() => (overrides.clock ?? clock).now());
   const events = new EventEmitter<SchedulerEventMap>();
   const committed: CommittedEvent[] = [];
   const retrying: RetryingEvent[] = [];
@@ -215,6 +218,21 @@ function setup(overrides: { config?: Partial<ChunkProcessorDeps["config"]>; cloc
   };
 }
 
+/** What the broker answers for a record batch above the error topic's max.message.bytes. */
+const tooLarge = (count: number) =>
+  new DeadLetterPublishError(count, {
+    cause: new KafkaJSProtocolError({
+      message: "The request included a message larger than the max message size the server will accept",
+      type: "MESSAGE_TOO_LARGE",
+      code: 10,
+      retriable: false,
+    } as unknown as string),
+  });
+
+/** The error topic's size check: the bytes of a publish, as the fake counts them (values only). */
+const valueBytes = (letters: readonly DeadLetter[]) =>
+  letters.reduce((sum, letter) => sum + (letter.truncated ? 0 : (letter.message.value?.length ?? 0)), 0);
+
 /** The offsets and codes of what was published to the error topic, publish by publish. */
 const published = (publishes: DeadLetter[][]) =>
   publishes.map((letters) => letters.map((letter) => `${letter.message.offset}:${letter.error.code}`));
@@ -247,6 +265,15 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       const lag = (await t.metrics.lag.get()).values[0];
       expect(lag?.labels).to.deep.equal({ topic: TOPIC, partition: String(PARTITION) });
       expect(lag?.value, "high watermark 13 minus next offset 3").to.equal(10);
+    });
+
+    it("when records share a timestamp, then each product carries its record's topic, partition and offset, which order them at the API", async () => {
+      const t = setup({ config: { batchSize: 2 } });
+      await t.process([record(40, "a"), record(41, "a"), record(42, "b")]);
+      expect(t.api.sources).to.deep.equal([
+        [`${TOPIC}/${PARTITION}/40`, `${TOPIC}/${PARTITION}/41`],
+        [`${TOPIC}/${PARTITION}/42`],
+      ]);
     });
 
     it("when the batch holds more than batchSize records, then it is sent in chunks, each committed after its call", async () => {
@@ -412,7 +439,7 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       expect(await t.apiCalls("ok")).to.equal(3);
     });
 
-    it("when even one product is refused as resource_exhausted, then the halving ends at that record, which is retried as transient and never dead-lettered", async () => {
+    it("when even one product is refused as resource_exhausted not for its size (load), then the halving ends at that record, which is retried as transient and never dead-lettered", async () => {
       const t = setup();
       t.api.answer = (ids, call) => {
         if (call <= 2) throw refused(Code.ResourceExhausted);
@@ -425,6 +452,68 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       ]);
       expect(t.deadLetters.publishes).to.be.empty;
       expect(t.partition.commits).to.deep.equal(["2"]);
+    });
+  });
+
+  describe("refused for its size: split the call, dead-letter only a product too large alone", () => {
+    const refusals = [
+      {
+        by: "the API (connect-es's readMaxBytes answer)",
+        error: () => refused(Code.ResourceExhausted, "message size 5042 is larger than configured readMaxBytes 4096"),
+        reason: /^the product's BatchCreateProducts request is \d+ bytes, over the API's MAX_BODY_BYTES \(4096\)$/,
+      },
+      {
+        by: "the API over the Connect protocol (no size in its answer)",
+        error: () => refused(Code.ResourceExhausted, "message size is larger than configured readMaxBytes 4096"),
+        reason: /over the API's MAX_BODY_BYTES \(4096\)$/,
+      },
+      {
+        by: "a proxy (HTTP 413, which connect-es reports as unknown)",
+        error: () => refused(Code.Unknown, "HTTP 413"),
+        reason: /over the body limit of a proxy in front of the API \(it answered HTTP 413\)$/,
+      },
+    ];
+    for (const { by, error, reason } of refusals) {
+      it(`when calls are refused for their size by ${by}, then they are halved, the product too large alone is dead-lettered as record_too_large with its size and the limit, and its neighbours are persisted`, async () => {
+        const t = setup();
+        t.api.answer = (ids) => {
+          if (ids.includes("big") || ids.length > 2) throw error();
+          return persisted(ids);
+        };
+        await t.process(records("a", "b", "big", "c", "d"));
+        expect(t.api.calls).to.deep.equal([
+          ["a", "b", "big", "c", "d"],
+          ["a", "b", "big"],
+          ["a", "b"],
+          ["big"],
+          ["c", "d"],
+        ]);
+        expect(published(t.deadLetters.publishes)).to.deep.equal([["2:record_too_large"]]);
+        const letter = t.deadLetters.publishes[0]?.[0];
+        expect(letter?.error.message).to.match(reason);
+        const parsed = parseRecord(record(2, "big"));
+        const source = { topic: TOPIC, partition: PARTITION, offset: 2n };
+        const bytes = parsed.ok ? requestBytes([{ product: parsed.product, source }]) : 0;
+        expect(letter?.error.message, "the size of the product's request").to.include(` ${bytes} bytes`);
+        expect(letter?.attempts).to.equal(1);
+        expect(t.partition.commits).to.deep.equal(["5"]);
+        expect(t.retrying).to.be.empty;
+        expect(await t.count("records", { outcome: "persisted" })).to.equal(4);
+      });
+    }
+
+    it("when a call is refused with another unknown error, then it is retried whole, neither split nor dead-lettered", async () => {
+      const t = setup();
+      t.api.answer = (ids, call) => {
+        if (call === 1) throw refused(Code.Unknown, "HTTP 500");
+        return persisted(ids);
+      };
+      await t.process(records("a", "b"));
+      expect(t.api.calls).to.deep.equal([
+        ["a", "b"],
+        ["a", "b"],
+      ]);
+      expect(t.deadLetters.publishes).to.be.empty;
     });
   });
 
@@ -613,6 +702,86 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       expect(t.partition.commits).to.deep.equal(["2"]);
     });
 
+    it("when publishing a dead letter is slow, then the member heartbeats at every interval during it, and the timer ends with the publish", async () => {
+      const t = setup();
+      t.deadLetters.onPublish = () => {
+        expect(t.clock.tickers.size, "a heartbeat timer during the publish").to.equal(1);
+        t.clock.tick();
+        t.clock.tick();
+      };
+      await t.process(records(null));
+      expect(t.partition.heartbeats, "two during the publish, one after the commit").to.equal(3);
+      expect(t.clock.tickers.size, "no heartbeat timer after the publish").to.equal(0);
+      expect(t.partition.commits).to.deep.equal(["1"]);
+    });
+
+    it("when the error topic refuses a dead letter as too large, then it is published truncated (no value, reason and coordinates kept), and the partition moves on without a retry", async () => {
+      const t = setup();
+      const messages = records("a", null, "c");
+      (messages[1] as { value: Buffer }).value = Buffer.from(`{${"x".repeat(5000)}`);
+      t.deadLetters.onPublish = (publish) => {
+        const letters = t.deadLetters.publishes[publish - 1] ?? [];
+        if (valueBytes(letters) > 4096) throw tooLarge(letters.length);
+      };
+      await t.process(messages);
+      expect(
+        t.deadLetters.publishes.map((letters) => letters.map((l) => [l.message.offset, !!l.truncated])),
+      ).to.deep.equal([[["1", false]], [["1", true]]]);
+      const letter = t.deadLetters.publishes[1]?.[0];
+      expect(letter).to.include({ topic: TOPIC, partition: PARTITION, attempts: 1 });
+      expect(letter?.error.code).to.equal("invalid_json");
+      expect(t.deadLettered.map((event) => [event.offset, event.code, event.truncated])).to.deep.equal([
+        ["1", "invalid_json", true],
+      ]);
+      expect(t.partition.commits).to.deep.equal(["3"]);
+      expect(t.retrying).to.be.empty;
+      expect(await t.count("records", { outcome: "dead_lettered" })).to.equal(1);
+    });
+
+    it("when several dead letters together are too large, then they are halved until they fit, in offset order, and only the one too large alone is truncated", async () => {
+      const t = setup();
+      const messages = records(null, null, null, null);
+      (messages[2] as { value: Buffer }).value = Buffer.from(`{${"x".repeat(5000)}`);
+      t.deadLetters.onPublish = (publish) => {
+        const letters = t.deadLetters.publishes[publish - 1] ?? [];
+        if (valueBytes(letters) > 4096) throw tooLarge(letters.length);
+      };
+      await t.process(messages);
+      const accepted = t.deadLetters.publishes.filter((letters) => valueBytes(letters) <= 4096);
+      expect(
+        accepted.map((letters) => letters.map((l) => `${l.message.offset}${l.truncated ? " truncated" : ""}`)),
+      ).to.deep.equal([["0", "1"], ["2 truncated"], ["3"]]);
+      expect(t.deadLettered.map((event) => [event.offset, event.truncated])).to.deep.equal([
+        ["0", false],
+        ["1", false],
+        ["2", true],
+        ["3", false],
+      ]);
+      expect(t.partition.commits).to.deep.equal(["4"]);
+      expect(t.retrying).to.be.empty;
+    });
+
+    it("when even the truncated dead letter is refused as too large, then it is retried at error level as dead_letter_too_large, and nothing is committed past it", async () => {
+      const t = setup();
+      t.deadLetters.onPublish = (publish) => {
+        const letters = t.deadLetters.publishes[publish - 1] ?? [];
+        throw tooLarge(letters.length);
+      };
+      t.events.on("retrying", ({ attempt }) => {
+        if (attempt === 3) t.stopping.abort();
+      });
+      await t.process(records("a", null, "c"));
+      expect(t.retrying.map((event) => [event.offset, event.reason])).to.deep.equal([
+        ["1", "dead_letter_too_large"],
+        ["1", "dead_letter_too_large"],
+        ["1", "dead_letter_too_large"],
+      ]);
+      expect(t.partition.commits).to.deep.equal(["1"]);
+      expect(t.deadLettered).to.be.empty;
+      const levels = t.logs.filter((log) => log.msg === "transient failure, retrying").map((log) => log.level);
+      expect(levels).to.deep.equal([50, 50, 50]);
+    });
+
     it("when the dead-letter publisher throws anything else, then it is thrown to kafkajs and nothing is committed", async () => {
       const bug = new TypeError("bug");
       const t = setup();
@@ -623,6 +792,68 @@ describe("chunk processor: records → API → dead letters → commits", () => 
       expect(t.partition.commits).to.be.empty;
       expect(t.deadLettered).to.be.empty;
       expect(t.retrying).to.be.empty;
+    });
+  });
+
+  describe("stuck partitions: unfinished records and their age, before any commit", () => {
+    /** The partition's gauges as a scrape reads them. */
+    const gauges = async (t: ReturnType<typeof setup>) => {
+      const read = async (name: string) =>
+        (await t.metrics.registry.getSingleMetric(name)?.get())?.values.map((v) => [v.labels.partition, v.value]);
+      return {
+        unfinished: await read("scheduler_unfinished_records"),
+        age: await read("scheduler_oldest_unfinished_record_age_seconds"),
+        lag: await read("scheduler_consumer_lag"),
+      };
+    };
+
+    it("when the API is down, then the partition's unfinished records and the age of the oldest grow at every scrape while nothing commits, and read 0 once they are finished", async () => {
+      const t = setup();
+      const scrapes: Awaited<ReturnType<typeof gauges>>[] = [];
+      t.api.answer = async (ids, call) => {
+        scrapes.push(await gauges(t));
+        if (call <= 3) throw refused(Code.Unavailable);
+        return persisted(ids);
+      };
+      await t.process(records("a", "b"));
+      const p = String(PARTITION);
+      expect(scrapes.map((scrape) => scrape.unfinished)).to.deep.equal([1, 2, 3, 4].map(() => [[p, 2]]));
+      expect(
+        scrapes.map((scrape) => scrape.age),
+        "seconds waited so far: 0, then 0.1, 0.3, 0.7",
+      ).to.deep.equal([0, 0.1, 0.3, 0.7].map((age) => [[p, age]]));
+      expect(scrapes[0]?.lag, "the lag from the batch's first record, before any commit").to.deep.equal([[p, 12]]);
+      expect(t.partition.commits).to.deep.equal(["2"]);
+      expect(await gauges(t)).to.deep.include({ unfinished: [[p, 0]], age: [[p, 0]] });
+    });
+
+    it("when part of the batch is committed, then the count drops to the records left and the age stays the batch's", async () => {
+      const t = setup({ config: { batchSize: 1 } });
+      const seen: [number, number][] = [];
+      t.api.answer = (ids, call) => {
+        const progress = t.metrics.unfinished.snapshot()[0];
+        seen.push([progress?.unfinishedRecords ?? -1, progress?.oldestUnfinishedAgeSeconds ?? -1]);
+        if (call === 2) throw refused(Code.Unavailable);
+        return persisted(ids);
+      };
+      await t.process(records("a", "b", "c"));
+      expect(seen).to.deep.equal([
+        [3, 0],
+        [2, 0],
+        [2, 0.1],
+        [1, 0.1],
+      ]);
+    });
+
+    it("when the batch ends without finishing (the scheduler stops), then the partition reads 0: nothing of it waits here any more", async () => {
+      const t = setup();
+      t.api.answer = () => Promise.reject(refused(Code.Unavailable));
+      t.clock.onSleep = () => t.stopping.abort();
+      await t.process(records("a", "b"));
+      expect(t.partition.commits).to.be.empty;
+      expect(t.metrics.unfinished.snapshot()).to.deep.equal([
+        { topic: TOPIC, partition: PARTITION, unfinishedRecords: 0, oldestUnfinishedAgeSeconds: 0 },
+      ]);
     });
   });
 

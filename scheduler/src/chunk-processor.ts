@@ -2,10 +2,16 @@ import type { EventEmitter } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { KafkaMessage } from "kafkajs";
-import type { Product } from "#gen/products/v1/product_pb.js";
 import { backoffDelay, sleep } from "#platform/backoff.js";
 import type { Logger } from "#platform/logger.js";
-import { type ItemResult, isPermanentItemError, type ProductApi } from "./api-client.js";
+import {
+  type ItemResult,
+  isPermanentItemError,
+  type ProductApi,
+  requestBytes,
+  type SourcedProduct,
+  sizeRefusal,
+} from "./api-client.js";
 import type { SchedulerConfig } from "./config.js";
 import { DeadLetterPublishError, type DeadLetterPublisher } from "./dead-letter.js";
 import { RecordError } from "./errors.js";
@@ -90,6 +96,8 @@ const NEEDS_AN_OPERATOR = new Set([
   "unimplemented",
   "invalid_argument",
   "out_of_range",
+  // A dead letter too large for the error topic even without its value: its max.message.bytes is tiny.
+  "dead_letter_too_large",
 ]);
 
 type ItemState = "pending" | "persisted" | "rejected" | "dead_lettered";
@@ -97,7 +105,8 @@ type ItemState = "pending" | "persisted" | "rejected" | "dead_lettered";
 /** One input record on its way: pending until persisted, or rejected until dead-lettered. */
 interface Item {
   message: KafkaMessage;
-  product: Product | undefined;
+  /** The product and the record's position, which orders writes with equal timestamps. */
+  write: SourcedProduct | undefined;
   state: ItemState;
   rejection: RecordError | undefined;
   /** Attempts made when the record was rejected, for the x-attempts header. */
@@ -118,12 +127,15 @@ type Failure = { reason: string; error: unknown };
  * - An offset is resolved and committed only once every record up to it is finished: persisted (the
  *   API answered) or dead-lettered (the error topic acknowledged it with acks=-1). A failure leaves
  *   the record and everything after it unresolved, so a restart or another instance reads it again.
- * - Permanent failures (an unreadable record, an item result of invalid_argument or out_of_range)
- *   are dead-lettered at once. A call refused as a whole is never one record's fault (the API
- *   reports a product's faults in its item result): one refused as resource_exhausted is halved;
- *   any other, invalid_argument included, is retried with exponential backoff and full jitter,
- *   restarting from the initial delay whenever a record gets finished, forever, staying inside eachBatch (kafkajs fetches nothing more for the partition meanwhile)
- *   and heartbeating, so the group does not rebalance because the API is slow, down or refusing.
+ * - Permanent failures (an unreadable record, an item result of invalid_argument or out_of_range,
+ *   a product whose request alone is over a body limit) are dead-lettered at once; a dead letter
+ *   too large for the error topic is published truncated (without its value), never retried for
+ *   its size. A call refused as a whole is otherwise never one record's fault (the API reports a
+ *   product's faults in its item result): one refused for its size, or as resource_exhausted, is
+ *   halved; any other, invalid_argument included, is retried with exponential backoff and full
+ *   jitter, restarting from the initial delay whenever a record gets finished, forever, staying
+ *   inside eachBatch (kafkajs fetches nothing more for the partition meanwhile) and heartbeating,
+ *   so the group does not rebalance because the API is slow, down or refusing.
  * - When the scheduler stops, retries end and the unfinished records stay uncommitted.
  * - Errors that are neither (a failed commit or heartbeat during a rebalance, a bug) are thrown to
  *   kafkajs, which rejoins the group or restarts the consumer from the committed offsets.
@@ -142,13 +154,32 @@ class BatchRun {
     private readonly partition: PartitionPort,
   ) {}
 
+  /** Records of the batch finished so far (a prefix), for the unfinished-records gauges. */
+  private finished = 0;
+
   async run(): Promise<void> {
-    const { config } = this.deps;
-    const items = this.batch.messages.map((message) => toItem(message, config.maxRecordBytes));
-    for (const chunk of chunks(items, config.batchSize, config.batchMaxBytes)) {
-      if (this.mustStop() || this.partition.isStale()) return;
-      if (!(await this.processChunk(chunk))) return;
+    const { config, metrics } = this.deps;
+    const { topic, partition, messages } = this.batch;
+    const items = messages.map((message) => toItem(message, { topic, partition }, config.maxRecordBytes));
+    const first = messages[0];
+    if (first) this.setLag(BigInt(first.offset));
+    metrics.unfinished.started(topic, partition, items.length);
+    try {
+      for (const chunk of chunks(items, config.batchSize, config.batchMaxBytes)) {
+        if (this.mustStop() || this.partition.isStale()) return;
+        if (!(await this.processChunk(chunk))) return;
+      }
+    } finally {
+      // Finished, stopped or no longer ours: nothing of this batch is waiting here any more.
+      metrics.unfinished.ended(topic, partition);
     }
+  }
+
+  /** Records from next to the high watermark: the lag once next is committed. */
+  private setLag(next: bigint): void {
+    const { topic, partition, highWatermark } = this.batch;
+    const lag = BigInt(highWatermark) - next;
+    this.deps.metrics.lag.set({ topic, partition: String(partition) }, Number(lag > 0n ? lag : 0n));
   }
 
   /** Returns true when every record of the chunk is finished and committed. */
@@ -190,20 +221,29 @@ class BatchRun {
     const stopTimer = metrics.apiCalls.startTimer();
     let results: ItemResult[];
     try {
-      results = await this.withHeartbeats(api.batchCreate(pending.map((item) => item.product as Product)));
+      results = await this.withHeartbeats(() => api.batchCreate(pending.map((item) => item.write as SourcedProduct)));
       stopTimer({ status: "ok" });
     } catch (error) {
       if (!(error instanceof ConnectError)) throw error;
       const code = codeToString(error.code);
       stopTimer({ status: code });
-      if (error.code === Code.ResourceExhausted && pending.length > 1) {
-        // Too large for the API's body limit (or it sheds load): halve the call rather than
-        // repeat it forever; a single product that is still refused is retried as transient.
+      const refusal = sizeRefusal(error);
+      if ((refusal !== undefined || error.code === Code.ResourceExhausted) && pending.length > 1) {
+        // Too large for a body limit (or resource_exhausted for load): halve the call rather than
+        // repeat it forever, so no record is dead-lettered because its neighbours made it large.
         const half = Math.ceil(pending.length / 2);
         return (
           (await this.writePending(pending.slice(0, half), attempt)) ??
           (await this.writePending(pending.slice(half), attempt))
         );
+      }
+      const [item] = pending;
+      if (refusal !== undefined && item) {
+        // One product alone is over the limit: its own fault, whatever the retries.
+        const bytes = requestBytes([item.write as SourcedProduct]);
+        const message = `the product's BatchCreateProducts request is ${bytes} bytes, over ${refusal}`;
+        reject(item, new RecordError("record_too_large", message, undefined, { cause: error }), attempt);
+        return undefined;
       }
       return { reason: code, error };
     }
@@ -225,15 +265,16 @@ class BatchRun {
   }
 
   /**
-   * Heartbeats while a long call is in flight, so a slow API does not cost the partition. A failed
-   * heartbeat (a rebalance) is not acted on here: the explicit heartbeat after the commit reports it.
+   * Heartbeats while a long call (the API's, or a dead-letter publish) is in flight, so a slow API
+   * or broker does not cost the partition. A failed heartbeat (a rebalance) is not acted on here:
+   * the explicit heartbeat after the commit reports it.
    */
-  private async withHeartbeats<T>(work: Promise<T>): Promise<T> {
+  private async withHeartbeats<T>(work: () => Promise<T>): Promise<T> {
     const cancel = this.deps.clock.every(this.deps.config.heartbeatIntervalMs, () => {
       this.partition.heartbeat().catch(() => {});
     });
     try {
-      return await work;
+      return await work();
     } finally {
       cancel();
     }
@@ -246,24 +287,44 @@ class BatchRun {
   private async publishDeadLetters(chunk: Item[]): Promise<Failure | undefined> {
     const letters = leading(chunk, (item) => item.state !== "pending").filter((item) => item.state === "rejected");
     if (letters.length === 0) return undefined;
+    return this.publish(letters, false);
+  }
+
+  /**
+   * Publishes the letters in one request, heartbeating meanwhile. The error topic refuses a letter
+   * or a batch larger than its max.message.bytes for good, and takes or refuses a publish whole
+   * (one partition): a refused batch is halved, and a single letter still refused goes truncated,
+   * without its value, so that the partition never stops on it. Returns the failure that left
+   * letters unpublished, if any.
+   */
+  private async publish(letters: Item[], truncated: boolean): Promise<Failure | undefined> {
     const { topic, partition } = this.batch;
     try {
-      await this.deps.deadLetters.publish(
-        letters.map((item) => ({
-          topic,
-          partition,
-          message: item.message,
-          error: item.rejection ?? new RecordError("invalid_argument", "rejected"),
-          attempts: item.attempts,
-        })),
+      await this.withHeartbeats(() =>
+        this.deps.deadLetters.publish(
+          letters.map((item) => ({
+            topic,
+            partition,
+            message: item.message,
+            error: item.rejection ?? new RecordError("invalid_argument", "rejected"),
+            attempts: item.attempts,
+            truncated,
+          })),
+        ),
       );
     } catch (error) {
       if (!(error instanceof DeadLetterPublishError)) throw error;
-      return { reason: "dead_letter_publish", error };
+      if (error.kafkaErrorClass !== "too_large") return { reason: "dead_letter_publish", error };
+      if (letters.length > 1) {
+        const half = Math.ceil(letters.length / 2);
+        return (await this.publish(letters.slice(0, half), false)) ?? (await this.publish(letters.slice(half), false));
+      }
+      if (!truncated) return this.publish(letters, true);
+      return { reason: "dead_letter_too_large", error };
     }
     for (const item of letters) {
       item.state = "dead_lettered";
-      this.onDeadLettered(item);
+      this.onDeadLettered(item, truncated);
     }
     return undefined;
   }
@@ -280,8 +341,9 @@ class BatchRun {
     const isLast = batch.messages.at(-1) === last.message;
     const next = BigInt(isLast ? batch.lastOffset : last.message.offset) + 1n;
     await partition.commitOffset(next.toString());
-    const lag = BigInt(batch.highWatermark) - next;
-    metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(lag > 0n ? lag : 0n));
+    this.setLag(next);
+    this.finished += finished.length;
+    metrics.unfinished.left(batch.topic, batch.partition, batch.messages.length - this.finished);
     events.emit("committed", { topic: batch.topic, partition: batch.partition, offset: next });
     logger.debug({ topic: batch.topic, partition: batch.partition, offset: next.toString() }, "committed");
     return chunk.slice(finished.length);
@@ -323,12 +385,12 @@ class BatchRun {
     }
   }
 
-  private onDeadLettered(item: Item): void {
+  private onDeadLettered(item: Item, truncated: boolean): void {
     const { topic, partition } = this.batch;
     const code = item.rejection?.code ?? "invalid_argument";
     const message = item.rejection?.message ?? "";
     this.deps.metrics.records.inc({ outcome: "dead_lettered" });
-    this.deps.events.emit("dead-lettered", { topic, partition, offset: item.message.offset, code, message });
+    this.deps.events.emit("dead-lettered", { topic, partition, offset: item.message.offset, code, message, truncated });
     this.deps.logger.warn(
       {
         topic,
@@ -338,19 +400,23 @@ class BatchRun {
         code,
         reason: message,
         attempts: item.attempts,
+        ...(truncated ? { truncated, valueBytes: item.message.value?.length ?? 0 } : {}),
       },
-      "record dead-lettered",
+      truncated
+        ? "record dead-lettered without its value: the whole record is larger than the error topic accepts"
+        : "record dead-lettered",
     );
   }
 }
 
-function toItem(message: KafkaMessage, maxRecordBytes: number): Item {
+function toItem(message: KafkaMessage, at: { topic: string; partition: number }, maxRecordBytes: number): Item {
   const parsed = parseRecord(message, maxRecordBytes);
   const size = (message.value?.length ?? 0) + (message.key?.length ?? 0) + 64;
   if (parsed.ok) {
-    return { message, product: parsed.product, state: "pending", rejection: undefined, attempts: 0, size };
+    const write = { product: parsed.product, source: { ...at, offset: BigInt(message.offset) } };
+    return { message, write, state: "pending", rejection: undefined, attempts: 0, size };
   }
-  return { message, product: undefined, state: "rejected", rejection: parsed.error, attempts: 1, size };
+  return { message, write: undefined, state: "rejected", rejection: parsed.error, attempts: 1, size };
 }
 
 function reject(item: Item, error: RecordError, attempts: number): void {

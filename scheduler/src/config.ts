@@ -38,6 +38,8 @@ export interface SchedulerConfig {
   /** Port of /metrics and /healthz; 0 disables them. */
   metricsPort: number;
   metricsHost: string;
+  /** /healthz says stuck when a partition's oldest unfinished record is older than this. */
+  stuckAfterMs: number;
   /** Time stop() gets to finish the current chunk before the process exits anyway. */
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
@@ -102,6 +104,7 @@ export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
     retry: { initialDelayMs, maxDelayMs },
     metricsPort: read.int("METRICS_PORT", 9464, 0, 65535),
     metricsHost: read.string("METRICS_HOST", "0.0.0.0"),
+    stuckAfterMs: read.int("PARTITION_STUCK_AFTER_MS", 60_000, 1_000, 86_400_000),
     shutdownTimeoutMs: read.int("SHUTDOWN_TIMEOUT_MS", 30_000, 0, 600_000),
     logLevel: read.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     logFormat: read.oneOf("LOG_FORMAT", "auto", LOG_FORMATS),

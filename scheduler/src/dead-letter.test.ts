@@ -5,6 +5,7 @@ import {
   DeadLetterPublishError,
   DLT_HEADERS,
   deadLetterHeaders,
+  deadLetterPartitioner,
   parseDeadLetterHeaders,
 } from "./dead-letter.js";
 import { RecordError } from "./errors.js";
@@ -58,7 +59,60 @@ describe("dead-letter headers", () => {
       causeName: "SyntaxError",
       attempts: 1,
       failedAt: "2024-07-01T00:00:00.000Z",
+      truncated: false,
+      originalValueBytes: undefined,
     });
+  });
+
+  it("when the letter is truncated, then the original headers are left out, the coordinates and reason kept, and the original size said", () => {
+    const truncated = deadLetterHeaders(
+      { topic: "cadastro-produtos", partition: 2, message, error, attempts: 1, truncated: true },
+      "scheduler",
+      new Date("2024-07-01T00:00:00.000Z"),
+    );
+    expect(truncated).to.not.have.property("content-type");
+    expect(truncated[DLT_HEADERS.truncated]).to.equal("true");
+    expect(truncated[DLT_HEADERS.originalValueBytes]).to.equal("1");
+    const received = Object.fromEntries(
+      Object.entries(truncated).map(([name, value]) => [
+        name,
+        Buffer.isBuffer(value) ? value : Buffer.from(String(value)),
+      ]),
+    );
+    expect(parseDeadLetterHeaders(received)).to.include({
+      originalTopic: "cadastro-produtos",
+      originalPartition: 2,
+      originalOffset: 4294967301n,
+      code: "invalid_json",
+      message: "value is not JSON",
+      truncated: true,
+      originalValueBytes: 1,
+    });
+  });
+});
+
+describe("deadLetterPartitioner", () => {
+  const partitionMetadata = [0, 1, 2].map((partitionId) => ({
+    partitionId,
+    leader: 1,
+    partitionErrorCode: 0,
+    replicas: [1],
+    isr: [1],
+  }));
+  const partitionOf = (originalPartition: number, keys: string[]) =>
+    keys.map((key) => {
+      const message = { key, value: "v", headers: { [DLT_HEADERS.originalPartition]: int32(originalPartition) } };
+      return deadLetterPartitioner()({ topic: "erro-produtos", partitionMetadata, message });
+    });
+  const int32 = (value: number) => {
+    const buffer = Buffer.alloc(4);
+    buffer.writeInt32BE(value);
+    return buffer;
+  };
+
+  it("when letters of one input partition have different keys, then they all go to the same partition of the error topic: the original one, modulo its partitions", () => {
+    expect(partitionOf(1, ["a", "b", "c", "d"])).to.deep.equal([1, 1, 1, 1]);
+    expect(partitionOf(4, ["a", "b"])).to.deep.equal([1, 1]);
   });
 });
 
@@ -70,6 +124,13 @@ describe("createDeadLetterPublisher", () => {
     error: new RecordError("invalid_json", "value is not JSON"),
     attempts: 1,
   };
+  const sending = (sent: unknown[]) =>
+    ({
+      send: async (record: unknown) => {
+        sent.push(record);
+        return [];
+      },
+    }) as unknown as Producer;
   const refusing = (error: Error) => ({ send: () => Promise.reject(error) }) as unknown as Producer;
 
   it("when the broker refuses the dead letter for its size, then the publish error says too_large", async () => {
@@ -85,6 +146,14 @@ describe("createDeadLetterPublisher", () => {
       (e: unknown) => e,
     );
     expect(error).to.be.instanceOf(DeadLetterPublishError).with.property("kafkaErrorClass", "too_large");
+  });
+
+  it("when a letter is truncated, then its value is empty (not a tombstone) and the rest as usual", async () => {
+    const sent: { messages: { key: unknown; value: Buffer }[] }[] = [];
+    const publisher = createDeadLetterPublisher(sending(sent), { topic: "erro-produtos", groupId: "g" });
+    await publisher.publish([letter, { ...letter, truncated: true }]);
+    const values = sent[0]?.messages.map((m) => m.value);
+    expect(values).to.deep.equal([Buffer.from("x"), Buffer.alloc(0)]);
   });
 
   it("when the broker is away, then the publish error is retriable", async () => {

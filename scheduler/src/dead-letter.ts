@@ -1,4 +1,4 @@
-import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
+import type { ICustomPartitioner, IHeaders, KafkaMessage, Producer } from "kafkajs";
 import { classifyKafkaError, type KafkaErrorClass } from "#platform/kafka.js";
 import type { RecordError } from "./errors.js";
 
@@ -19,10 +19,15 @@ import type { RecordError } from "./errors.js";
  * | kafka_dlt-exception-cause-fqcn      | UTF-8 name of the underlying error, when there is one |
  * | x-attempts                          | UTF-8 decimal: processing attempts, e.g. "1"       |
  * | x-failed-at                         | UTF-8 ISO 8601 time the record was given up        |
+ * | x-truncated                         | UTF-8 "true" when the value and the original headers were left out |
+ * | x-original-value-bytes              | UTF-8 decimal: the original value's size, with x-truncated |
  *
  * Binary numbers are not readable in kcat or a UI at a glance; use parseDeadLetterHeaders (or any
  * Spring consumer) to decode them. The original record's own headers are kept (content-type tells a
- * reader how to decode the value), and its key and value bytes are copied unchanged.
+ * reader how to decode the value), and its key and value bytes are copied unchanged, unless the
+ * letter is truncated: a dead letter larger than the error topic accepts is published with an empty
+ * value and without the original headers, so that it still carries the reason and the coordinates
+ * from which an operator fetches the original while the input topic retains it.
  */
 export const DLT_HEADERS = {
   originalTopic: "kafka_dlt-original-topic",
@@ -36,6 +41,8 @@ export const DLT_HEADERS = {
   exceptionCauseFqcn: "kafka_dlt-exception-cause-fqcn",
   attempts: "x-attempts",
   failedAt: "x-failed-at",
+  truncated: "x-truncated",
+  originalValueBytes: "x-original-value-bytes",
 } as const;
 
 /** A record given up on, with where it came from and why. */
@@ -46,6 +53,8 @@ export interface DeadLetter {
   error: RecordError;
   /** Processing attempts made, including the one that failed for good. */
   attempts: number;
+  /** Publish without the value and the original headers: the full letter is larger than the error topic accepts. */
+  truncated?: boolean;
 }
 
 /** Publishing failed; the records were not dead-lettered and their offsets must not move. */
@@ -63,10 +72,28 @@ export class DeadLetterPublishError extends Error {
 export interface DeadLetterPublisher {
   /**
    * Resolves only when the broker has acknowledged every record (acks=-1 through an idempotent
-   * producer); throws DeadLetterPublishError otherwise.
+   * producer); throws DeadLetterPublishError otherwise. The letters of one call must come from one
+   * input partition: they then go to one partition of the error topic (deadLetterPartitioner), as
+   * one record batch that the broker takes or refuses whole.
    */
   publish(letters: readonly DeadLetter[]): Promise<void>;
 }
+
+/**
+ * The error topic's partition of a dead letter: the original partition (modulo the error topic's
+ * partitions), as Spring's DeadLetterPublishingRecoverer does. A publish then appends one record
+ * batch to one partition, all or nothing. With the key's partition, one publish could span several
+ * partitions; a refusal of one of them (too large) fails the whole request, kafkajs rewinds the
+ * idempotent sequence of every partition in it, and the partitions the broker did append would
+ * refuse every later send as out of order.
+ */
+export const deadLetterPartitioner: ICustomPartitioner =
+  () =>
+  ({ partitionMetadata, message }) => {
+    const raw = message.headers?.[DLT_HEADERS.originalPartition];
+    const original = Buffer.isBuffer(raw) && raw.length === 4 ? raw.readInt32BE(0) : 0;
+    return Math.abs(original) % Math.max(1, partitionMetadata.length);
+  };
 
 export function createDeadLetterPublisher(
   producer: Producer,
@@ -83,7 +110,8 @@ export function createDeadLetterPublisher(
           acks: -1,
           messages: letters.map((letter) => ({
             key: letter.message.key,
-            value: letter.message.value,
+            // Empty rather than null: a null value is a tombstone to compaction and to readers.
+            value: letter.truncated ? Buffer.alloc(0) : letter.message.value,
             headers: deadLetterHeaders(letter, options.groupId, failedAt),
           })),
         });
@@ -96,7 +124,7 @@ export function createDeadLetterPublisher(
 
 export function deadLetterHeaders(letter: DeadLetter, groupId: string, failedAt: Date): IHeaders {
   const { message, error } = letter;
-  const headers: IHeaders = { ...(message.headers ?? {}) };
+  const headers: IHeaders = letter.truncated ? {} : { ...(message.headers ?? {}) };
   headers[DLT_HEADERS.originalTopic] = letter.topic;
   headers[DLT_HEADERS.originalPartition] = int32(letter.partition);
   headers[DLT_HEADERS.originalOffset] = int64(BigInt(message.offset));
@@ -109,6 +137,10 @@ export function deadLetterHeaders(letter: DeadLetter, groupId: string, failedAt:
   if (typeof cause?.name === "string") headers[DLT_HEADERS.exceptionCauseFqcn] = cause.name;
   headers[DLT_HEADERS.attempts] = String(letter.attempts);
   headers[DLT_HEADERS.failedAt] = failedAt.toISOString();
+  if (letter.truncated) {
+    headers[DLT_HEADERS.truncated] = "true";
+    headers[DLT_HEADERS.originalValueBytes] = String(message.value?.length ?? 0);
+  }
   return headers;
 }
 
@@ -125,6 +157,10 @@ export interface DeadLetterInfo {
   causeName: string | undefined;
   attempts: number;
   failedAt: string;
+  /** The value and the original headers were left out: fetch the original at its coordinates. */
+  truncated: boolean;
+  /** With truncated: the original value's size in bytes. */
+  originalValueBytes: number | undefined;
 }
 
 export function parseDeadLetterHeaders(headers: IHeaders | undefined): DeadLetterInfo {
@@ -148,6 +184,11 @@ export function parseDeadLetterHeaders(headers: IHeaders | undefined): DeadLette
       headers?.[DLT_HEADERS.exceptionCauseFqcn] === undefined ? undefined : text(DLT_HEADERS.exceptionCauseFqcn),
     attempts: Number(text(DLT_HEADERS.attempts)),
     failedAt: text(DLT_HEADERS.failedAt),
+    truncated: headers?.[DLT_HEADERS.truncated] !== undefined && text(DLT_HEADERS.truncated) === "true",
+    originalValueBytes:
+      headers?.[DLT_HEADERS.originalValueBytes] === undefined
+        ? undefined
+        : Number(text(DLT_HEADERS.originalValueBytes)),
   };
 }
 

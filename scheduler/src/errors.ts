@@ -5,7 +5,7 @@
 export type RecordErrorCode =
   /** The record has no value (a tombstone). */
   | "empty_value"
-  /** The value is larger than MAX_RECORD_BYTES. */
+  /** The value is larger than MAX_RECORD_BYTES, or the product's API request alone over a body limit. */
   | "record_too_large"
   /** The content-type header names a format we do not read. */
   | "unsupported_content_type"

@@ -13,6 +13,8 @@ export interface DeadLetteredEvent {
   offset: string;
   code: string;
   message: string;
+  /** Published without its value (and original headers): the whole record was too large for the error topic. */
+  truncated: boolean;
 }
 
 /** A backoff wait after a transient failure, before the unfinished records are tried again. */

@@ -5,7 +5,7 @@ import type { Logger } from "#platform/logger.js";
 import { createProductApi, type ProductApi } from "./api-client.js";
 import { createBatchHandler } from "./batch-handler.js";
 import type { SchedulerConfig } from "./config.js";
-import { createDeadLetterPublisher } from "./dead-letter.js";
+import { createDeadLetterPublisher, deadLetterPartitioner } from "./dead-letter.js";
 import { createSchedulerMetrics, type MetricsServer, type SchedulerMetrics, startMetricsServer } from "./metrics.js";
 import type { SchedulerEventMap } from "./scheduler-events.js";
 
@@ -99,7 +99,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
       const consumerKafka = createKafka(config.kafka, logger, KAFKA_CLIENT_RETRY);
       try {
         api = createProductApi(config.api);
-        producer = createIdempotentProducer(kafka);
+        producer = createIdempotentProducer(kafka, { createPartitioner: deadLetterPartitioner });
         consumer = consumerKafka.consumer({
           groupId: config.groupId,
           sessionTimeout: config.sessionTimeoutMs,
@@ -111,6 +111,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
         const { CRASH, GROUP_JOIN } = consumer.events;
         consumer.on(GROUP_JOIN, ({ payload }) => {
           metrics.lag.reset();
+          metrics.unfinished.assigned(payload.memberAssignment);
           logger.info({ groupId: payload.groupId, assignment: payload.memberAssignment }, "joined the consumer group");
         });
         consumer.on(CRASH, ({ payload }) => {
@@ -146,7 +147,11 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
         });
         healthy = true;
         if (config.metricsPort > 0) {
-          metricsServer = await startMetricsServer(metrics, () => healthy, config.metricsPort, config.metricsHost);
+          metricsServer = await startMetricsServer(metrics, () => healthy, {
+            port: config.metricsPort,
+            host: config.metricsHost,
+            stuckAfterMs: config.stuckAfterMs,
+          });
         }
         logger.info(
           {

@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { expect } from "chai";
 import type { Kafka, Producer } from "kafkajs";
 import type { RunningApi } from "../../api/src/api.js";
@@ -29,6 +30,17 @@ const RETRY_ENV = {
   // Small API calls, so a stream of records is many calls and the API can stop between them.
   API_BATCH_SIZE: "50",
 };
+
+/** The scheduler's stuck-partition gauges, as a scrape of its /metrics reads them. */
+async function progressOf(scheduler: TestScheduler) {
+  const text = await scheduler.metrics.registry.metrics();
+  const values = (name: string) =>
+    [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "gm"))].map((match) => Number(match[1]));
+  return {
+    unfinished: values("scheduler_unfinished_records").reduce((sum, n) => sum + n, 0),
+    oldestAgeSeconds: Math.max(0, ...values("scheduler_oldest_unfinished_record_age_seconds")),
+  };
+}
 
 describe("scheduler while the API is down @integration", () => {
   let database: TestDatabase;
@@ -108,7 +120,13 @@ describe("scheduler while the API is down @integration", () => {
 
     await stopApi();
     const outageStarted = Date.now();
+    const retried = once(scheduler.events, "retrying");
     await produce(20);
+    await retried;
+    const early = await progressOf(scheduler);
+    const commitsDuringOutage: unknown[] = [];
+    const onCommit = (event: unknown) => commitsDuringOutage.push(event);
+    scheduler.events.on("committed", onCommit);
     await until(
       scheduler,
       "retrying",
@@ -117,9 +135,19 @@ describe("scheduler while the API is down @integration", () => {
       SESSION_TIMEOUT_MS + 10_000,
     );
     expect(await groupMembers(scheduler.groupId), "group members after the outage").to.deep.equal(membersBefore);
+    const late = await progressOf(scheduler);
+    scheduler.events.off("committed", onCommit);
+    expect(commitsDuringOutage, "nothing committed while the API is down").to.be.empty;
+    expect(early.unfinished, "unfinished records while the API is down").to.be.greaterThan(0);
+    expect(late.unfinished).to.equal(early.unfinished);
+    expect(late.oldestAgeSeconds, "the age grows while nothing commits").to.be.greaterThan(early.oldestAgeSeconds);
 
     api = await startApiOn(database.url, port, topics.persisted);
     await untilConsumed(scheduler, kafka, topics.input);
+    expect(await progressOf(scheduler), "nothing unfinished once consumed").to.deep.equal({
+      unfinished: 0,
+      oldestAgeSeconds: 0,
+    });
     expect(await rowCount()).to.equal(30);
     expect(await recordCount(kafka, topics.errors)).to.equal(0);
     await expectEachPublishedOnce();

@@ -306,6 +306,41 @@ describe("scheduler: cadastro-produtos → API → PostgreSQL @integration", () 
     expectEventOfRow(published.at(-1), row);
   });
 
+  it("when one id is updated four times with one timestamp (as kafkajs stamps one produce request), then they apply in offset order, once each", async () => {
+    const id = uniqueId("tied");
+    const at = String(Date.now() - 30_000);
+    // With API batches of 3, the four updates span two calls.
+    const produced = await produceInOrder(
+      producer,
+      topics.input,
+      [1, 2, 3, 4].map((stockQuantity) => ({
+        key: id,
+        value: seedMessage({ productId: id, stockQuantity }),
+        timestamp: at,
+      })),
+    );
+    await untilConsumed(scheduler, kafka, topics.input);
+
+    const [row] = await rowsOf(id);
+    expect(row?.quantity, "the last record's stock").to.equal(4);
+    expect(row?.version).to.equal(4);
+    const [source] = await api.knex("products").select("source_partition", "source_offset").where({ id });
+    expect(source, "the row's source position: the last record's").to.deep.equal({
+      source_partition: produced[3]?.partition,
+      source_offset: Number(produced[3]?.offset),
+    });
+
+    await settled();
+    const published = events.of(id);
+    expect(published.map((e) => e.event.product?.availability?.quantity)).to.deep.equal([1, 2, 3, 4]);
+    expect(published.map((e) => e.event.source?.offset)).to.deep.equal(produced.map((p) => p.offset));
+    expect(
+      published.every(
+        (e) => e.event.source?.topic === topics.input && e.event.source.partition === produced[0]?.partition,
+      ),
+    ).to.equal(true);
+  });
+
   it("when a second consumer group replays the topic, then no row changes and no event is published", async () => {
     const before = await api.knex("products").select("id", "version", "updated_at").orderBy("id");
     expect(before.length).to.be.greaterThan(3);

@@ -70,6 +70,13 @@ export async function watchEvents(kafka: Kafka, topic: string): Promise<EventWat
     await consumer.disconnect();
     throw error;
   }
+  // The relay publishes in transactions: each ends with a control record that no handler sees,
+  // so the position after a batch is its last offset, control records included.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const next = BigInt(payload.lastOffset) + 1n;
+    if (next > (nextOffsets.get(payload.partition) ?? 0n)) nextOffsets.set(payload.partition, next);
+    for (const check of checks) check();
+  });
 
   const waitFor = (condition: () => boolean, what: string, timeoutMs: number) =>
     new Promise<SeenEvent[]>((resolve, reject) => {

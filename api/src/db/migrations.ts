@@ -1,6 +1,8 @@
 import type { Knex } from "knex";
 import * as createProducts from "./migrations/20261127000000_create_products.js";
 import * as createProductEvents from "./migrations/20261127010000_create_product_events.js";
+import * as orderWritesBySource from "./migrations/20261202000000_order_writes_by_source.js";
+import * as listByCreatingTransaction from "./migrations/20261202010000_list_by_creating_transaction.js";
 
 /**
  * Migrations are imported statically rather than found by scanning a folder, so they run the same
@@ -9,6 +11,8 @@ import * as createProductEvents from "./migrations/20261127010000_create_product
 const migrations: Record<string, Knex.Migration> = {
   "20261127000000_create_products": createProducts,
   "20261127010000_create_product_events": createProductEvents,
+  "20261202000000_order_writes_by_source": orderWritesBySource,
+  "20261202010000_list_by_creating_transaction": listByCreatingTransaction,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {

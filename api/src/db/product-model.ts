@@ -21,4 +21,8 @@ export class ProductRow extends Model {
   version!: number;
   createdAt!: string;
   updatedAt!: string;
+  /** The Kafka position of the write the row holds; null for a direct write. The offset is text (it may pass 2^53). */
+  sourceTopic?: string | null;
+  sourcePartition?: number | null;
+  sourceOffset?: string | null;
 }

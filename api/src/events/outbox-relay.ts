@@ -2,7 +2,7 @@ import type { Kafka } from "kafkajs";
 import type { Logger } from "#platform/logger.js";
 import type { ApiMetrics } from "../metrics.js";
 import { createKafkaEventPublisher } from "./kafka-event-publisher.js";
-import { createOutboxRelayLoop, type OutboxRelay } from "./outbox-relay-loop.js";
+import { createOutboxRelayLoop, type OutboxRelay, RELAY_TIMING_DEFAULTS } from "./outbox-relay-loop.js";
 import { createPgOutboxStore } from "./pg-outbox-store.js";
 
 export interface OutboxRelayOptions {
@@ -15,14 +15,22 @@ export interface OutboxRelayOptions {
   metrics: ApiMetrics;
   /** Longest wait between two looks at the outbox when no notification arrives. */
   pollIntervalMs: number;
-  /** Rows published per Kafka request. */
+  /** Rows read, and published in one transaction, per batch. */
   batchSize: number;
+  /** Bytes of events per Kafka request. */
+  batchMaxBytes: number;
+  /** How long a relay that stopped answering may keep the lease (see pg-outbox-store.ts). */
+  leaseTimeoutMs: number;
+  /** Shared by every replica's relay: the next leader's producer fences the previous one's. */
+  transactionalId: string;
 }
 
 /**
  * Publishes the product_events outbox to Kafka in id order, then deletes what was published.
  * One relay is active across all replicas: the one whose session holds the advisory lock; when its
- * process or connection dies, PostgreSQL releases the lock and a standby takes over. It is woken
+ * process or connection dies or stops answering, PostgreSQL releases the lock within about
+ * leaseTimeoutMs and a standby takes over. Its transactional producer then fences the old one, so a
+ * deposed relay that wakes up cannot append the batch it held. It is woken
  * by this process's writes (wake()) or by NOTIFY product_events from other replicas (see
  * outbox-signal.ts), and polls as a fallback. If Kafka is down, it keeps retrying with backoff
  * while writes go on accumulating in the outbox. The decisions are in outbox-relay-loop.ts; this
@@ -32,11 +40,18 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { logger, metrics } = options;
   return createOutboxRelayLoop(
     {
-      store: createPgOutboxStore({ databaseUrl: options.databaseUrl, logger }),
+      store: createPgOutboxStore({ databaseUrl: options.databaseUrl, logger, leaseTimeoutMs: options.leaseTimeoutMs }),
       publisher: createKafkaEventPublisher(options),
       logger,
       metrics,
     },
-    { batchSize: options.batchSize, pollIntervalMs: options.pollIntervalMs },
+    {
+      batchSize: options.batchSize,
+      maxBatchBytes: options.batchMaxBytes,
+      pollIntervalMs: options.pollIntervalMs,
+      // The session is never idle for long: idle_session_timeout ends only a frozen relay's.
+      heartbeatMs: Math.floor(options.leaseTimeoutMs / 3),
+      standbyRetryMs: Math.min(RELAY_TIMING_DEFAULTS.standbyRetryMs, Math.floor(options.leaseTimeoutMs / 3)),
+    },
   );
 }

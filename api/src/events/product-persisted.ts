@@ -1,7 +1,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import type { IHeaders, Message } from "kafkajs";
 import { type ProductPersisted, ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
-import { type ProductColumns, productFromColumns } from "../products/product-repository.js";
+import { type ProductColumns, productFromColumns, sourceFromColumns } from "../products/product-repository.js";
 import { parseTimestamp } from "../products/timestamp.js";
 
 /** A row of the product_events outbox table. */
@@ -24,12 +24,14 @@ export const EVENT_CONTENT_TYPE = "application/x-protobuf";
 export function toEventRecord(row: OutboxRow): Message {
   const product = productFromColumns(row.product);
   const persistedAt = parseTimestamp(row.persisted_at);
+  const source = sourceFromColumns(row.product);
   const event: ProductPersisted = {
     $typeName: "products.v1.ProductPersisted",
     eventId: row.event_id,
     product,
     version: product.version,
     ...(persistedAt ? { persistedAt } : {}),
+    ...(source ? { source } : {}),
   };
   const headers: IHeaders = {
     "content-type": EVENT_CONTENT_TYPE,

@@ -3,27 +3,29 @@ import { expect } from "chai";
 import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ApiError } from "../errors.js";
-import { createProductCatalog } from "./product-catalog.js";
+import { createProductCatalog, decodePageToken, encodePageToken } from "./product-catalog.js";
 import type { ProductRepository, WriteResult } from "./product-repository.js";
 import { parseTimestamp } from "./timestamp.js";
 
 const NOW = Date.parse("2024-06-29T12:00:00Z");
 
-function product(id: string, timestamp: string): Product {
-  return create(ProductSchema, {
-    id,
-    name: "Nome do Produto",
-    pricing: { amount: "1", currency: "BRL" },
-    availability: { quantity: 1, timestamp: parseTimestamp(timestamp) },
-  });
+function product(id: string, timestamp: string): { product: Product } {
+  return {
+    product: create(ProductSchema, {
+      id,
+      name: "Nome do Produto",
+      pricing: { amount: "1", currency: "BRL" },
+      availability: { quantity: 1, timestamp: parseTimestamp(timestamp) },
+    }),
+  };
 }
 
 /** Stores nothing: answers STALE for ids starting with "stale", CREATED for the rest. */
 function fakeRepository(written: string[]): ProductRepository {
   return {
-    async upsert(products) {
-      written.push(...products.map((p) => p.id));
-      return products.map((p) => ({
+    async upsert(writes) {
+      written.push(...writes.map((w) => w.product.id));
+      return writes.map(({ product: p }) => ({
         product: p,
         outcome: p.id.startsWith("stale") ? WriteOutcome.STALE : WriteOutcome.CREATED,
       }));
@@ -43,7 +45,7 @@ describe("product catalog", () => {
     const written: string[] = [];
     const seen: WriteResult[] = [];
     const catalog = createProductCatalog(fakeRepository(written), {
-      coalescing: { maxInFlight: 1, maxBatch: 10 },
+      coalescing: { maxInFlight: 1, maxBatch: 10, maxQueued: 100 },
       clock: { now: () => NOW, maxClockSkewMs: 300_000 },
       onWritten: (results) => seen.push(...results),
     });
@@ -76,5 +78,20 @@ describe("product catalog", () => {
     await catalog.create(product("new", "2024-06-29T11:00:00Z"));
     await catalog.createMany([product("stale-1", "2024-06-29T11:00:00Z"), product("new-2", "2024-06-29T11:00:00Z")]);
     expect(seen.map((r) => r.outcome)).to.deep.equal([WriteOutcome.CREATED, WriteOutcome.STALE, WriteOutcome.CREATED]);
+  });
+
+  it("reads back the page tokens it makes, and refuses others, the (created_at, id) tokens of earlier versions included", () => {
+    const cursor = { createdXid: "18446744073709551615", id: "12345" };
+    expect(decodePageToken(encodePageToken(cursor))).to.deep.equal(cursor);
+    const token = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    for (const forged of [
+      token(["2024-06-29T00:30:03.254878Z", "12345"]),
+      token(["18446744073709551616", "12345"]),
+      token(["-1", "12345"]),
+      token(["12", "12345", "x"]),
+      "bm90LWEtdG9rZW4",
+    ]) {
+      expect(() => decodePageToken(forged), forged).to.throw(ApiError, "page_token");
+    }
   });
 });

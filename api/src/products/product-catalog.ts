@@ -1,9 +1,8 @@
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
 import { ApiError, asApiError, invalidArgument } from "../errors.js";
-import type { ListCursor, ProductRepository, WriteResult } from "./product-repository.js";
-import { parseTimestamp } from "./timestamp.js";
-import { type ClockPolicy, validateProduct } from "./validation.js";
+import type { ListCursor, ProductRepository, ProductWrite, WriteResult } from "./product-repository.js";
+import { type ClockPolicy, validateWrite, type WriteRequest } from "./validation.js";
 import { createWriteCoalescer, type WriteCoalescerOptions } from "./write-coalescer.js";
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -16,9 +15,13 @@ export type BatchItemResult = { ok: true; result: WriteResult } | { ok: false; e
  * semantics live in exactly one place.
  */
 export interface ProductCatalog {
-  create(product: Product | undefined): Promise<WriteResult>;
+  /**
+   * Validates and writes one product (with its Kafka source position, if it has one); `signal`
+   * aborting (the client gone) while it waits for a statement skips it.
+   */
+  create(request: WriteRequest, signal?: AbortSignal): Promise<WriteResult>;
   /** Validates each item; writes the valid ones in order, in one transaction. */
-  createMany(products: readonly (Product | undefined)[]): Promise<BatchItemResult[]>;
+  createMany(requests: readonly WriteRequest[]): Promise<BatchItemResult[]>;
   get(id: string): Promise<Product>;
   list(pageSize: number, pageToken: string): Promise<{ products: Product[]; nextPageToken: string }>;
 }
@@ -31,18 +34,18 @@ export interface ProductCatalogOptions {
 }
 
 export function createProductCatalog(repository: ProductRepository, options: ProductCatalogOptions): ProductCatalog {
-  const upsert = async (products: readonly Product[]) => {
-    const results = await repository.upsert(products);
+  const upsert = async (writes: readonly ProductWrite[]) => {
+    const results = await repository.upsert(writes);
     options.onWritten?.(results);
     return results;
   };
   const write = createWriteCoalescer(upsert, options.coalescing);
-  const validate = (input: Product | undefined) => validateProduct(input, options.clock);
+  const validate = (request: WriteRequest) => validateWrite(request, options.clock);
   return {
-    async create(input) {
-      const checked = validate(input);
+    async create(request, signal) {
+      const checked = validate(request);
       if (!checked.ok) throw invalidArgument(checked.violations);
-      return write(checked.product);
+      return write(checked.write, signal);
     },
 
     async createMany(inputs) {
@@ -53,7 +56,7 @@ export function createProductCatalog(repository: ProductRepository, options: Pro
         );
       }
       const checked = inputs.map((input) => validate(input));
-      const valid = checked.flatMap((c) => (c.ok ? [c.product] : []));
+      const valid = checked.flatMap((c) => (c.ok ? [c.write] : []));
       const written = valid.length > 0 ? await upsert(valid) : [];
       let next = 0;
       return checked.map((c): BatchItemResult => {
@@ -84,16 +87,20 @@ export function createProductCatalog(repository: ProductRepository, options: Pro
   };
 }
 
+/** An xid8 in decimal: 1 to 20 digits, within 2^64. */
+const XID8 = /^\d{1,20}$/;
+
 export function encodePageToken(cursor: ListCursor): string {
-  return Buffer.from(JSON.stringify([cursor.createdAt, cursor.id])).toString("base64url");
+  return Buffer.from(JSON.stringify([cursor.createdXid, cursor.id])).toString("base64url");
 }
 
+/** Reads a token of encodePageToken; the (created_at, id) tokens of earlier versions are refused. */
 export function decodePageToken(token: string): ListCursor {
   try {
     const value: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
     if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string")) {
-      const [createdAt, id] = value as [string, string];
-      if (parseTimestamp(createdAt)) return { createdAt, id };
+      const [createdXid, id] = value as [string, string];
+      if (XID8.test(createdXid) && BigInt(createdXid) < 2n ** 64n) return { createdXid, id };
     }
   } catch {
     // fall through to the error below

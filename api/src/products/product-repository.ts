@@ -1,25 +1,33 @@
 import type { Knex } from "knex";
 import type pg from "pg";
-import type { Product } from "#gen/products/v1/product_pb.js";
+import type { Product, SourcePosition } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ProductRow } from "../db/product-model.js";
 import { ApiError } from "../errors.js";
 import { formatTimestamp, parseTimestamp } from "./timestamp.js";
+import { compareWrites, type WriteKey, writeOrderSql } from "./write-order.js";
+
+/** A validated product to write, and the Kafka record it comes from, if any (see write-order.ts). */
+export interface ProductWrite {
+  product: Product;
+  source?: SourcePosition | undefined;
+}
 
 export interface WriteResult {
   product: Product;
   outcome: WriteOutcome;
 }
 
-/** Position in the list order (created_at, id); the page token encodes it. */
+/** Position in the list order (created_xid, id); the page token encodes it. */
 export interface ListCursor {
-  createdAt: string;
+  /** The creating transaction's id (xid8), in decimal. */
+  createdXid: string;
   id: string;
 }
 
 export interface ProductRepository {
-  /** Upserts validated products in order; returns one result per input, in input order. */
-  upsert(products: readonly Product[]): Promise<WriteResult[]>;
+  /** Upserts validated writes in order; returns one result per input, in input order. */
+  upsert(writes: readonly ProductWrite[]): Promise<WriteResult[]>;
   get(id: string): Promise<Product | undefined>;
   list(pageSize: number, after: ListCursor | undefined): Promise<{ products: Product[]; next?: ListCursor }>;
   /** Throws an "unavailable" ApiError when the database does not answer. */
@@ -35,36 +43,81 @@ const CONTENT_COLUMNS = ["name", "description", "amount", "currency", "quantity"
  */
 export const PRODUCT_COLUMNS = ["id", ...CONTENT_COLUMNS, "version", "created_at", "updated_at"];
 
+/** The Kafka position of the write a row holds (all NULL for a direct write): the tiebreak of write-order.ts. */
+const SOURCE_COLUMNS = ["source_topic", "source_partition", "source_offset"];
+
+/** The source columns as a write returns and the reads select them: the offset as text, exact past 2^53. */
+const sourceSelect = (alias: string) =>
+  `${alias}.source_topic, ${alias}.source_partition, ${alias}.source_offset::text AS source_offset`;
+
+const CHANGED = `(${CONTENT_COLUMNS.map((c) => `p.${c}`).join(", ")})
+        IS DISTINCT FROM (${CONTENT_COLUMNS.map((c) => `excluded.${c}`).join(", ")})`;
+
 /**
- * One statement per round: a write is applied only when it is not older than the stored
- * availability and actually changes something, so replays, duplicates and late arrivals change
- * nothing and concurrent upserts of one id never fail. Each applied write adds its event to the
- * outbox in the same statement, hence the same transaction; unchanged writes add none.
+ * One statement per round. A write applies when it is newer than the row's in the order of
+ * write-order.ts (availability, then source position), or when it is a direct write tied with a
+ * direct write (the last to arrive wins). An applied write that changes the content bumps the
+ * version and adds its event to the outbox in the same statement, hence the same transaction; one
+ * that does not (same content from a newer record) only moves the row's source forward, so the row
+ * always holds the newest write seen and the final state does not depend on arrival order. An
+ * equal write (a redelivery, a replay) or an older one changes nothing, and concurrent upserts of
+ * one id never fail.
  */
 export const UPSERT_SQL = `
 WITH written AS (
-  INSERT INTO products AS p (id, ${CONTENT_COLUMNS.join(", ")})
-  SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::numeric[], ?::text[], ?::int[], ?::timestamptz[], ?::text[])
+  INSERT INTO products AS p (id, ${CONTENT_COLUMNS.join(", ")}, ${SOURCE_COLUMNS.join(", ")})
+  SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::numeric[], ?::text[], ?::int[], ?::timestamptz[], ?::text[],
+    ?::text[], ?::int[], ?::int8[])
   ON CONFLICT (id) DO UPDATE SET
-    ${CONTENT_COLUMNS.map((c) => `${c} = excluded.${c}`).join(", ")},
-    version = p.version + 1,
-    updated_at = now()
-  WHERE p.availability_at <= excluded.availability_at
-    AND (${CONTENT_COLUMNS.map((c) => `p.${c}`).join(", ")})
-        IS DISTINCT FROM (${CONTENT_COLUMNS.map((c) => `excluded.${c}`).join(", ")})
-  RETURNING ${PRODUCT_COLUMNS.map((c) => `p.${c}`).join(", ")}, (xmax = 0) AS inserted
+    ${[...CONTENT_COLUMNS, ...SOURCE_COLUMNS].map((c) => `${c} = excluded.${c}`).join(", ")},
+    version = p.version + (${CHANGED})::int,
+    updated_at = CASE WHEN ${CHANGED} THEN now() ELSE p.updated_at END,
+    last_write_changed = ${CHANGED}
+  WHERE ${writeOrderSql("p")} < ${writeOrderSql("excluded")}
+     OR (excluded.source_topic IS NULL AND ${writeOrderSql("p")} = ${writeOrderSql("excluded")} AND ${CHANGED})
+  RETURNING ${PRODUCT_COLUMNS.map((c) => `p.${c}`).join(", ")}, ${sourceSelect("p")},
+    (xmax = 0) AS inserted, p.last_write_changed AS changed
 ), outbox AS (
   INSERT INTO product_events (product_id, version, product)
-  SELECT id, version, jsonb_build_object(${PRODUCT_COLUMNS.map((c) => `'${c}', ${c === "amount" ? "amount::text" : c}`).join(", ")})
-  FROM written ORDER BY id
+  SELECT id, version, jsonb_build_object(${[...PRODUCT_COLUMNS, ...SOURCE_COLUMNS].map((c) => `'${c}', ${c === "amount" ? "amount::text" : c}`).join(", ")})
+  FROM written WHERE changed ORDER BY id
 )
 SELECT * FROM written`;
+
+/**
+ * The oldest transaction whose rows may still appear in this database: the list's snapshot's oldest
+ * running transaction, leaving out those pg_stat_activity shows in another database (they cannot
+ * write here; one that ended meanwhile is kept, to be safe), or the snapshot's xmax when none runs.
+ * Every row created by an earlier transaction is already visible, or never will be.
+ */
+const LIST_HORIZON_SQL = `
+  SELECT coalesce(min(running.xid), pg_snapshot_xmax(pg_current_snapshot()))
+  FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
+  WHERE NOT EXISTS (
+    SELECT FROM pg_stat_activity a
+    WHERE a.backend_xid = running.xid::xid AND a.datname IS DISTINCT FROM current_database()
+  )`;
+
+/**
+ * A page in (created_xid, id) order, ending before the horizon: a row created by a transaction that
+ * is still running (or started after one that is) is listed only once that one has ended, so no page
+ * token ever passes a row that commits later. Bindings: [xid, id] of the cursor if any, then the limit.
+ */
+function listSql(afterCursor: boolean): string {
+  return `
+SELECT ${PRODUCT_COLUMNS.join(", ")}, created_xid::text AS cursor_xid
+FROM products
+WHERE created_xid < (${LIST_HORIZON_SQL})
+  ${afterCursor ? "AND (created_xid, id) > (?::xid8, ?)" : ""}
+ORDER BY products.created_xid, products.id
+LIMIT ?`;
+}
 
 /**
  * The upsert runs as a named prepared statement on the pool's own pg connection: it is the hot
  * path, and this spares PostgreSQL a parse and plan and knex its query building on every write.
  */
-export const UPSERT_STATEMENT = { name: "products_upsert_v1", text: numberPlaceholders(UPSERT_SQL) };
+export const UPSERT_STATEMENT = { name: "products_upsert_v2", text: numberPlaceholders(UPSERT_SQL) };
 
 /** knex's "?" placeholders as pg's "$1", "$2", …; UPSERT_SQL has no other question mark. */
 function numberPlaceholders(sql: string): string {
@@ -72,7 +125,7 @@ function numberPlaceholders(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
-type WrittenRow = ProductColumns & { inserted: boolean };
+type WrittenRow = ProductColumns & { inserted: boolean; changed: boolean };
 
 /** How runUpsert sends the statement: prepared once per connection, or parsed afresh (no name). */
 type UpsertMode = "prepared" | "one-off";
@@ -143,35 +196,39 @@ export interface ProductStoreOptions {
 }
 
 export function createProductRepository(knex: Knex, options: ProductStoreOptions = {}): ProductRepository {
-  const upsertRound = async (db: Knex | Knex.Transaction, round: Product[], mode: UpsertMode) => {
+  const upsertRound = async (db: Knex | Knex.Transaction, round: ProductWrite[], mode: UpsertMode) => {
     const rows = await runUpsert(db, upsertBindings(round), mode);
     const written = new Map(rows.map((row) => [row.id, row]));
-    const missing = round.filter((p) => !written.has(p.id)).map((p) => p.id);
+    const missing = round.filter((w) => !written.has(w.product.id)).map((w) => w.product.id);
     const current =
       missing.length > 0
-        ? await ProductRow.query(db).select(PRODUCT_COLUMNS).whereIn("id", missing)
+        ? await ProductRow.query(db)
+            .select([...PRODUCT_COLUMNS, db.raw(sourceSelect("products"))])
+            .whereIn("id", missing)
         : ([] as ProductRow[]);
     const stored = new Map(current.map((row) => [row.id, row]));
-    return round.map((product): WriteResult => {
-      const row = written.get(product.id);
+    return round.map((write): WriteResult => {
+      const row = written.get(write.product.id);
       if (row) {
-        return {
-          product: productFromColumns(row),
-          outcome: row.inserted ? WriteOutcome.CREATED : WriteOutcome.UPDATED,
-        };
+        const outcome = row.inserted
+          ? WriteOutcome.CREATED
+          : row.changed
+            ? WriteOutcome.UPDATED
+            : WriteOutcome.UNCHANGED;
+        return { product: productFromColumns(row), outcome };
       }
-      const kept = stored.get(product.id);
-      if (!kept) throw new Error(`product ${product.id} neither written nor found`);
+      const kept = stored.get(write.product.id);
+      if (!kept) throw new Error(`product ${write.product.id} neither written nor found`);
       const keptProduct = rowToProduct(kept);
-      const isStale = availabilityText(keptProduct) > availabilityText(product);
+      const isStale = compareWrites(storedKey(keptProduct, kept), writeKey(write)) > 0;
       return { product: keptProduct, outcome: isStale ? WriteOutcome.STALE : WriteOutcome.UNCHANGED };
     });
   };
 
   return {
-    upsert: (products) =>
+    upsert: (writes) =>
       withDatabaseErrors(async () => {
-        const rounds = splitIntoRounds(products);
+        const rounds = splitIntoRounds(writes);
         const inTransaction = (mode: UpsertMode) =>
           knex.transaction(async (trx) => {
             const all: WriteResult[] = [];
@@ -191,7 +248,7 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
         if (results.some((r) => r.outcome === WriteOutcome.CREATED || r.outcome === WriteOutcome.UPDATED)) {
           options.onEventsWritten?.();
         }
-        return reorder(products, results);
+        return reorder(writes, results);
       }),
 
     get: (id) =>
@@ -202,16 +259,18 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
 
     list: (pageSize, after) =>
       withDatabaseErrors(async () => {
-        const query = ProductRow.query(knex)
-          .select(PRODUCT_COLUMNS)
-          .orderBy([{ column: "created_at" }, { column: "id" }])
-          .limit(pageSize + 1);
-        if (after) query.whereRaw("(created_at, id) > (?::timestamptz, ?)", [after.createdAt, after.id]);
-        const rows = await query;
+        const { rows } = await knex.raw<{ rows: (ProductColumns & { cursor_xid: string })[] }>(
+          listSql(after !== undefined),
+          after ? [after.createdXid, after.id, pageSize + 1] : [pageSize + 1],
+        );
         const page = rows.slice(0, pageSize);
         const last = page.at(-1);
-        const next = rows.length > pageSize && last ? { createdAt: last.createdAt, id: last.id } : undefined;
-        return { products: page.map(rowToProduct), ...(next ? { next } : {}) };
+        const next =
+          rows.length > pageSize && last ? { createdXid: last.cursor_xid, id: last.id as string } : undefined;
+        return {
+          products: page.map(productFromColumns),
+          ...(next ? { next } : {}),
+        };
       }),
 
     ping: () =>
@@ -226,29 +285,30 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
  * keeping per-id order across rounds. Rounds are sorted by id so concurrent batches lock rows in
  * the same order and cannot deadlock.
  */
-export function splitIntoRounds(products: readonly Product[]): Product[][] {
-  const rounds: Product[][] = [];
+export function splitIntoRounds(writes: readonly ProductWrite[]): ProductWrite[][] {
+  const rounds: ProductWrite[][] = [];
   const seen = new Map<string, number>();
-  for (const product of products) {
-    const index = seen.get(product.id) ?? 0;
-    seen.set(product.id, index + 1);
+  for (const write of writes) {
+    const index = seen.get(write.product.id) ?? 0;
+    seen.set(write.product.id, index + 1);
     const round = rounds[index] ?? [];
-    round.push(product);
+    round.push(write);
     rounds[index] = round;
   }
-  for (const round of rounds) round.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const round of rounds)
+    round.sort((a, b) => (a.product.id < b.product.id ? -1 : a.product.id > b.product.id ? 1 : 0));
   return rounds.length > 0 ? rounds : [[]];
 }
 
 /** Puts round-ordered results back in input order. */
-function reorder(products: readonly Product[], results: WriteResult[]): WriteResult[] {
+function reorder(writes: readonly ProductWrite[], results: WriteResult[]): WriteResult[] {
   const byId = new Map<string, WriteResult[]>();
   for (const result of results) {
     const list = byId.get(result.product.id) ?? [];
     list.push(result);
     byId.set(result.product.id, list);
   }
-  return products.map((product) => {
+  return writes.map(({ product }) => {
     const result = byId.get(product.id)?.shift();
     if (!result) throw new Error(`no write result for product ${product.id}`);
     return result;
@@ -256,17 +316,51 @@ function reorder(products: readonly Product[], results: WriteResult[]): WriteRes
 }
 
 /** UPSERT_SQL's bindings for one round: one array per column, as its unnest() takes them. */
-export function upsertBindings(products: readonly Product[]): (string | number)[][] {
+export function upsertBindings(writes: readonly ProductWrite[]): (string | number | null)[][] {
   return [
-    products.map((p) => p.id),
-    products.map((p) => p.name),
-    products.map((p) => p.description),
-    products.map((p) => p.pricing?.amount ?? "0"),
-    products.map((p) => p.pricing?.currency ?? ""),
-    products.map((p) => p.availability?.quantity ?? 0),
-    products.map(availabilityText),
-    products.map((p) => p.category),
+    writes.map(({ product: p }) => p.id),
+    writes.map(({ product: p }) => p.name),
+    writes.map(({ product: p }) => p.description),
+    writes.map(({ product: p }) => p.pricing?.amount ?? "0"),
+    writes.map(({ product: p }) => p.pricing?.currency ?? ""),
+    writes.map(({ product: p }) => p.availability?.quantity ?? 0),
+    writes.map(({ product: p }) => availabilityText(p)),
+    writes.map(({ product: p }) => p.category),
+    writes.map(({ source }) => source?.topic ?? null),
+    writes.map(({ source }) => source?.partition ?? null),
+    writes.map(({ source }) => source?.offset.toString() ?? null),
   ];
+}
+
+function writeKey({ product, source }: ProductWrite): WriteKey {
+  return { timestamp: requireAvailability(product), source };
+}
+
+/** The key of the write a row holds (rowToProduct of it, and its source columns). */
+function storedKey(product: Product, row: ProductRow): WriteKey {
+  return { timestamp: requireAvailability(product), source: sourceOf(row) };
+}
+
+function requireAvailability(product: Product) {
+  const timestamp = product.availability?.timestamp;
+  if (!timestamp) throw new Error(`product ${product.id} has no availability.timestamp`);
+  return timestamp;
+}
+
+/** A row's source position, or undefined for a direct write (its source columns are NULL). */
+export function sourceOf(row: ProductRow): SourcePosition | undefined {
+  return sourceFromColumns(row.$toDatabaseJson() as unknown as ProductColumns);
+}
+
+/** The source columns as a SourcePosition literal (see productFromColumns), if the write had one. */
+export function sourceFromColumns(row: ProductColumns): SourcePosition | undefined {
+  if (row.source_topic === null || row.source_topic === undefined) return undefined;
+  return {
+    $typeName: "products.v1.SourcePosition",
+    topic: row.source_topic,
+    partition: row.source_partition ?? 0,
+    offset: BigInt(row.source_offset ?? "0"),
+  };
 }
 
 function availabilityText(product: Product): string {
@@ -287,6 +381,10 @@ export interface ProductColumns {
   version: number | string;
   created_at: string;
   updated_at: string;
+  source_topic?: string | null;
+  source_partition?: number | null;
+  /** Text from a statement (exact past 2^53), a number from the event's JSON. */
+  source_offset?: string | number | null;
 }
 
 /**

@@ -1,8 +1,8 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
+import { type Product, ProductSchema, SourcePositionSchema } from "#gen/products/v1/product_pb.js";
 import { parseTimestamp } from "./timestamp.js";
-import { validateProduct } from "./validation.js";
+import { validateProduct, validateWrite } from "./validation.js";
 
 type ProductInit = Exclude<MessageInitShape<typeof ProductSchema>, Product>;
 
@@ -116,5 +116,27 @@ describe("product validation", () => {
       current += 1000;
       expect(validateProduct(later, moving).ok).to.equal(true);
     });
+  });
+
+  it("takes a write's Kafka source position as it is, and names each invalid part of it", () => {
+    const source = { topic: "cadastro-produtos.v2_A", partition: 0, offset: 0n };
+    const ok = validateWrite({ product: product(), source: create(SourcePositionSchema, source) });
+    expect(ok.ok && ok.write.source).to.deep.include(source);
+    const none = validateWrite({ product: product() });
+    expect(none.ok && none.write.source, "a direct write").to.equal(undefined);
+    const bad = validateWrite({
+      product: product({ name: "" }),
+      source: create(SourcePositionSchema, { topic: "a/b", partition: -1, offset: -1n }),
+    });
+    expect(bad.ok ? [] : bad.violations.map((v) => v.field)).to.deep.equal([
+      "name",
+      "source.topic",
+      "source.partition",
+      "source.offset",
+    ]);
+    for (const topic of ["", "x".repeat(250), "café"]) {
+      const result = validateWrite({ product: product(), source: create(SourcePositionSchema, { topic }) });
+      expect(result.ok, JSON.stringify(topic)).to.equal(false);
+    }
   });
 });

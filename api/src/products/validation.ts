@@ -1,6 +1,7 @@
-import type { Product } from "#gen/products/v1/product_pb.js";
+import type { Product, SourcePosition } from "#gen/products/v1/product_pb.js";
 import type { FieldViolation } from "../errors.js";
 import { parseAmount } from "./decimal.js";
+import type { ProductWrite } from "./product-repository.js";
 import { isValidTimestamp, timestampToMillis, truncateToMicros } from "./timestamp.js";
 
 export const LIMITS = {
@@ -23,10 +24,43 @@ export interface ClockPolicy {
 
 export type ValidationResult = { ok: true; product: Product } | { ok: false; violations: FieldViolation[] };
 
+export type WriteValidationResult = { ok: true; write: ProductWrite } | { ok: false; violations: FieldViolation[] };
+
 // PostgreSQL text cannot hold NUL; other control characters make ids and names unprintable.
 const CONTROL = /\p{Cc}/u;
 const CONTROL_EXCEPT_WHITESPACE = /[^\P{Cc}\t\n\r]/u;
 const CURRENCY = /^[A-Z]{3}$/;
+// Kafka's legal topic names; ASCII, so JavaScript and PostgreSQL's "C" collation order them alike.
+const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/** A write as a CreateProductRequest carries it: the product, and its Kafka record if it has one. */
+export interface WriteRequest {
+  product?: Product | undefined;
+  source?: SourcePosition | undefined;
+}
+
+/** validateProduct, and the source position when there is one: every violation of both. */
+export function validateWrite(request: WriteRequest, clock?: ClockPolicy): WriteValidationResult {
+  const checked = validateProduct(request.product, clock);
+  const sourceViolations = request.source ? validateSource(request.source) : [];
+  if (!checked.ok || sourceViolations.length > 0) {
+    return { ok: false, violations: [...(checked.ok ? [] : checked.violations), ...sourceViolations] };
+  }
+  return { ok: true, write: { product: checked.product, source: request.source } };
+}
+
+function validateSource(source: SourcePosition): FieldViolation[] {
+  const violations: FieldViolation[] = [];
+  if (!TOPIC.test(source.topic)) {
+    violations.push({
+      field: "source.topic",
+      description: "must be a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -",
+    });
+  }
+  if (source.partition < 0) violations.push({ field: "source.partition", description: "must be at least 0" });
+  if (source.offset < 0n) violations.push({ field: "source.offset", description: "must be at least 0" });
+  return violations;
+}
 
 /**
  * Checks a product sent by a client and returns it in canonical form (amount without superfluous

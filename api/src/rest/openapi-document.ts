@@ -241,7 +241,11 @@ function routeOperation(
   }
   if (route.pathFields.length > 0) responses["404"] = errorResponse("Not found.");
   if (route.body !== "") responses["413"] = errorResponse("Request body larger than the server's `MAX_BODY_BYTES`.");
-  responses["503"] = errorResponse("Database unavailable; retry later.");
+  responses["503"] = errorResponse(
+    isWrite
+      ? "Database unavailable, or too many writes waiting (`DB_WRITE_QUEUE_MAX`); nothing was written, retry later."
+      : "Database unavailable; retry later.",
+  );
 
   return {
     operationId,

@@ -69,6 +69,9 @@ export const productHttp: OpenApiDeclaration<typeof ProductService> = {
       description:
         "Creates the product, or updates it when the id exists and the content differs: an idempotent upsert. " +
         "A write whose `availability.timestamp` is older than the stored one changes nothing. " +
+        "With an equal timestamp, a REST write is newer than a write from Kafka (so replaying the topic never " +
+        "undoes it), and among REST writes the last to arrive wins: a retried request changes nothing, a " +
+        "different product with the same timestamp replaces the stored one. " +
         "Answers 201 when the product was created, 200 otherwise, always with the product as stored.",
       responses: {
         "201": "Created: the id was new. The product as stored.",
@@ -76,7 +79,14 @@ export const productHttp: OpenApiDeclaration<typeof ProductService> = {
       },
     },
     getProduct: { description: "Returns one product." },
-    listProducts: { description: "Lists products in creation order, one page at a time." },
+    listProducts: {
+      description:
+        "Lists products in the order they were created (by creating transaction, then id), one page at a time. " +
+        "A page never passes a product that may still appear: a product created while an older write transaction " +
+        "of the database is still open is listed once that one ends (usually within milliseconds; " +
+        "`GET /products/{id}` sees it at once). So a client that pages on later from the last `next_page_token` " +
+        "it got misses no product, however late its transaction committed.",
+    },
   },
   fields: {
     "products.v1.ListProductsRequest.page_size": {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
-import { type ApiError, asApiError, type ErrorCode } from "../errors.js";
+import { ApiError, asApiError, type ErrorCode } from "../errors.js";
 
 const CODES: Record<ErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -10,6 +10,7 @@ const CODES: Record<ErrorCode, Code> = {
   unavailable: Code.Unavailable,
   resource_exhausted: Code.ResourceExhausted,
   deadline_exceeded: Code.DeadlineExceeded,
+  canceled: Code.Canceled,
   internal: Code.Internal,
 };
 
@@ -19,6 +20,8 @@ const CODES: Record<ErrorCode, Code> = {
  */
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
+  // Work skipped because its call ended answers with why the call ended (canceled, deadline_exceeded).
+  if (error instanceof ApiError && error.code === "canceled" && error.cause instanceof ConnectError) return error.cause;
   const apiError: ApiError = asApiError(error);
   const details =
     apiError.violations.length > 0

@@ -19,12 +19,13 @@ export type ProductServiceImpl = ServiceImpl<typeof ProductService>;
  */
 export function createProductServiceImpl(catalog: ProductCatalog): ProductServiceImpl {
   return {
-    async createProduct(request) {
-      const result = await guard(() => catalog.create(request.product));
+    async createProduct(request, context) {
+      // Aborted when the client goes away or the deadline passes (REST: when the request closes).
+      const result = await guard(() => catalog.create(request, context.signal));
       return create(CreateProductResponseSchema, result);
     },
     async batchCreateProducts(request) {
-      const items = await guard(() => catalog.createMany(request.requests.map((r) => r.product)));
+      const items = await guard(() => catalog.createMany(request.requests));
       return { results: items.map((item) => (item.ok ? writtenResult(item.result) : failedResult(item.error))) };
     },
     async getProduct(request) {

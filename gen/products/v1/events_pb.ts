@@ -6,7 +6,7 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Product } from "./product_pb.js";
+import type { Product, SourcePosition } from "./product_pb.js";
 import { file_products_v1_product } from "./product_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file products/v1/events.proto.
  */
 export const file_products_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm9kdWN0cy92MS9ldmVudHMucHJvdG8SC3Byb2R1Y3RzLnYxIqcBChNQcm9kdWN0UmVnaXN0cmF0aW9uEhIKCnByb2R1Y3RfaWQYASABKAkSFAoMcHJvZHVjdF9uYW1lGAIgASgJEhsKE3Byb2R1Y3RfZGVzY3JpcHRpb24YAyABKAkSDQoFcHJpY2UYBCABKAkSEAoIY3VycmVuY3kYBSABKAkSFgoOc3RvY2tfcXVhbnRpdHkYBiABKAUSEAoIY2F0ZWdvcnkYByABKAkijgEKEFByb2R1Y3RQZXJzaXN0ZWQSEAoIZXZlbnRfaWQYASABKAkSJQoHcHJvZHVjdBgCIAEoCzIULnByb2R1Y3RzLnYxLlByb2R1Y3QSDwoHdmVyc2lvbhgDIAEoAxIwCgxwZXJzaXN0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_products_v1_product]);
+  fileDesc("Chhwcm9kdWN0cy92MS9ldmVudHMucHJvdG8SC3Byb2R1Y3RzLnYxIqcBChNQcm9kdWN0UmVnaXN0cmF0aW9uEhIKCnByb2R1Y3RfaWQYASABKAkSFAoMcHJvZHVjdF9uYW1lGAIgASgJEhsKE3Byb2R1Y3RfZGVzY3JpcHRpb24YAyABKAkSDQoFcHJpY2UYBCABKAkSEAoIY3VycmVuY3kYBSABKAkSFgoOc3RvY2tfcXVhbnRpdHkYBiABKAUSEAoIY2F0ZWdvcnkYByABKAkiuwEKEFByb2R1Y3RQZXJzaXN0ZWQSEAoIZXZlbnRfaWQYASABKAkSJQoHcHJvZHVjdBgCIAEoCzIULnByb2R1Y3RzLnYxLlByb2R1Y3QSDwoHdmVyc2lvbhgDIAEoAxIwCgxwZXJzaXN0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKBnNvdXJjZRgFIAEoCzIbLnByb2R1Y3RzLnYxLlNvdXJjZVBvc2l0aW9uYgZwcm90bzM", [file_google_protobuf_timestamp, file_products_v1_product]);
 
 /**
  * The protobuf form of a message on the input topic (cadastro-produtos). Its JSON names match the
@@ -104,6 +104,13 @@ export type ProductPersisted = Message<"products.v1.ProductPersisted"> & {
    * @generated from field: google.protobuf.Timestamp persisted_at = 4;
    */
   persistedAt?: Timestamp | undefined;
+
+  /**
+   * The input record whose write made this change; absent for writes without one (REST, other clients).
+   *
+   * @generated from field: products.v1.SourcePosition source = 5;
+   */
+  source?: SourcePosition | undefined;
 };
 
 /**

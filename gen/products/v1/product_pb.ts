@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file products/v1/product.proto.
  */
 export const file_products_v1_product: GenFile = /*@__PURE__*/
-  fileDesc("Chlwcm9kdWN0cy92MS9wcm9kdWN0LnByb3RvEgtwcm9kdWN0cy52MSKTAgoHUHJvZHVjdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEiUKB3ByaWNpbmcYBCABKAsyFC5wcm9kdWN0cy52MS5QcmljaW5nEi8KDGF2YWlsYWJpbGl0eRgFIAEoCzIZLnByb2R1Y3RzLnYxLkF2YWlsYWJpbGl0eRIQCghjYXRlZ29yeRgGIAEoCRIPCgd2ZXJzaW9uGAcgASgDEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKB1ByaWNpbmcSDgoGYW1vdW50GAEgASgJEhAKCGN1cnJlbmN5GAIgASgJIk8KDEF2YWlsYWJpbGl0eRIQCghxdWFudGl0eRgBIAEoBRItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chlwcm9kdWN0cy92MS9wcm9kdWN0LnByb3RvEgtwcm9kdWN0cy52MSKTAgoHUHJvZHVjdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEiUKB3ByaWNpbmcYBCABKAsyFC5wcm9kdWN0cy52MS5QcmljaW5nEi8KDGF2YWlsYWJpbGl0eRgFIAEoCzIZLnByb2R1Y3RzLnYxLkF2YWlsYWJpbGl0eRIQCghjYXRlZ29yeRgGIAEoCRIPCgd2ZXJzaW9uGAcgASgDEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKB1ByaWNpbmcSDgoGYW1vdW50GAEgASgJEhAKCGN1cnJlbmN5GAIgASgJIk8KDEF2YWlsYWJpbGl0eRIQCghxdWFudGl0eRgBIAEoBRItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKDlNvdXJjZVBvc2l0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A product as stored by the API.
@@ -126,7 +126,8 @@ export type Availability = Message<"products.v1.Availability"> & {
   quantity: number;
 
   /**
-   * When this stock level was observed. A write older than the stored one never overwrites it.
+   * When this stock level was observed: what orders the writes to one product (see
+   * CreateProductRequest.source for ties). A write older than the stored one never overwrites it.
    * Stored with microsecond precision.
    *
    * @generated from field: google.protobuf.Timestamp timestamp = 2;
@@ -140,4 +141,41 @@ export type Availability = Message<"products.v1.Availability"> & {
  */
 export const AvailabilitySchema: GenMessage<Availability> = /*@__PURE__*/
   messageDesc(file_products_v1_product, 2);
+
+/**
+ * Where a write comes from in Kafka: its input record. Records of one product id share a partition,
+ * whose offsets give their order; among writes with equal availability.timestamp, the one with the
+ * greater (topic, partition, offset) is the newer (topics compared bytewise).
+ *
+ * @generated from message products.v1.SourcePosition
+ */
+export type SourcePosition = Message<"products.v1.SourcePosition"> & {
+  /**
+   * A Kafka topic name: 1 to 249 of a-z, A-Z, 0-9, ".", "_", "-".
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * At least 0.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * At least 0.
+   *
+   * @generated from field: int64 offset = 3;
+   */
+  offset: bigint;
+};
+
+/**
+ * Describes the message products.v1.SourcePosition.
+ * Use `create(SourcePositionSchema)` to create a new message.
+ */
+export const SourcePositionSchema: GenMessage<SourcePosition> = /*@__PURE__*/
+  messageDesc(file_products_v1_product, 3);
 

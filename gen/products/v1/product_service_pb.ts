@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
-import type { Product } from "./product_pb.js";
+import type { Product, SourcePosition } from "./product_pb.js";
 import { file_products_v1_product } from "./product_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file products/v1/product_service.proto.
  */
 export const file_products_v1_product_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFwcm9kdWN0cy92MS9wcm9kdWN0X3NlcnZpY2UucHJvdG8SC3Byb2R1Y3RzLnYxIj0KFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EiUKB3Byb2R1Y3QYASABKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0ImoKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIlCgdwcm9kdWN0GAEgASgLMhQucHJvZHVjdHMudjEuUHJvZHVjdBIqCgdvdXRjb21lGAIgASgOMhkucHJvZHVjdHMudjEuV3JpdGVPdXRjb21lIlEKGkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXF1ZXN0EjMKCHJlcXVlc3RzGAEgAygLMiEucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlcXVlc3QiVgobQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3BvbnNlEjcKB3Jlc3VsdHMYASADKAsyJi5wcm9kdWN0cy52MS5CYXRjaENyZWF0ZVByb2R1Y3RzUmVzdWx0IoYBChlCYXRjaENyZWF0ZVByb2R1Y3RzUmVzdWx0EjYKCHJlc3BvbnNlGAEgASgLMiIucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi5wcm9kdWN0cy52MS5JdGVtRXJyb3JIAEIICgZyZXN1bHQiYQoJSXRlbUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI1ChBmaWVsZF92aW9sYXRpb25zGAMgAygLMhsucHJvZHVjdHMudjEuRmllbGRWaW9sYXRpb24iNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiHwoRR2V0UHJvZHVjdFJlcXVlc3QSCgoCaWQYASABKAkiOwoSR2V0UHJvZHVjdFJlc3BvbnNlEiUKB3Byb2R1Y3QYASABKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0IjwKE0xpc3RQcm9kdWN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoUTGlzdFByb2R1Y3RzUmVzcG9uc2USJgoIcHJvZHVjdHMYASADKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqZAQoMV3JpdGVPdXRjb21lEh0KGVdSSVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIZChVXUklURV9PVVRDT01FX0NSRUFURUQQARIZChVXUklURV9PVVRDT01FX1VQREFURUQQAhIbChdXUklURV9PVVRDT01FX1VOQ0hBTkdFRBADEhcKE1dSSVRFX09VVENPTUVfU1RBTEUQBDLXAwoOUHJvZHVjdFNlcnZpY2USfAoNQ3JlYXRlUHJvZHVjdBIhLnByb2R1Y3RzLnYxLkNyZWF0ZVByb2R1Y3RSZXF1ZXN0GiIucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlIiSC0+STAh46B3Byb2R1Y3RiB3Byb2R1Y3QiCi9wcm9kdWN0cy8SaAoTQmF0Y2hDcmVhdGVQcm9kdWN0cxInLnByb2R1Y3RzLnYxLkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXF1ZXN0GigucHJvZHVjdHMudjEuQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3BvbnNlEnEKCkdldFByb2R1Y3QSHi5wcm9kdWN0cy52MS5HZXRQcm9kdWN0UmVxdWVzdBofLnByb2R1Y3RzLnYxLkdldFByb2R1Y3RSZXNwb25zZSIikAIBgtPkkwIZYgdwcm9kdWN0Eg4vcHJvZHVjdHMve2lkfRJqCgxMaXN0UHJvZHVjdHMSIC5wcm9kdWN0cy52MS5MaXN0UHJvZHVjdHNSZXF1ZXN0GiEucHJvZHVjdHMudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2UiFZACAYLT5JMCDBIKL3Byb2R1Y3RzL2IGcHJvdG8z", [file_google_api_annotations, file_products_v1_product]);
+  fileDesc("CiFwcm9kdWN0cy92MS9wcm9kdWN0X3NlcnZpY2UucHJvdG8SC3Byb2R1Y3RzLnYxImoKFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EiUKB3Byb2R1Y3QYASABKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0EisKBnNvdXJjZRgCIAEoCzIbLnByb2R1Y3RzLnYxLlNvdXJjZVBvc2l0aW9uImoKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIlCgdwcm9kdWN0GAEgASgLMhQucHJvZHVjdHMudjEuUHJvZHVjdBIqCgdvdXRjb21lGAIgASgOMhkucHJvZHVjdHMudjEuV3JpdGVPdXRjb21lIlEKGkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXF1ZXN0EjMKCHJlcXVlc3RzGAEgAygLMiEucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlcXVlc3QiVgobQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3BvbnNlEjcKB3Jlc3VsdHMYASADKAsyJi5wcm9kdWN0cy52MS5CYXRjaENyZWF0ZVByb2R1Y3RzUmVzdWx0IoYBChlCYXRjaENyZWF0ZVByb2R1Y3RzUmVzdWx0EjYKCHJlc3BvbnNlGAEgASgLMiIucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi5wcm9kdWN0cy52MS5JdGVtRXJyb3JIAEIICgZyZXN1bHQiYQoJSXRlbUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI1ChBmaWVsZF92aW9sYXRpb25zGAMgAygLMhsucHJvZHVjdHMudjEuRmllbGRWaW9sYXRpb24iNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiHwoRR2V0UHJvZHVjdFJlcXVlc3QSCgoCaWQYASABKAkiOwoSR2V0UHJvZHVjdFJlc3BvbnNlEiUKB3Byb2R1Y3QYASABKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0IjwKE0xpc3RQcm9kdWN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoUTGlzdFByb2R1Y3RzUmVzcG9uc2USJgoIcHJvZHVjdHMYASADKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqZAQoMV3JpdGVPdXRjb21lEh0KGVdSSVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIZChVXUklURV9PVVRDT01FX0NSRUFURUQQARIZChVXUklURV9PVVRDT01FX1VQREFURUQQAhIbChdXUklURV9PVVRDT01FX1VOQ0hBTkdFRBADEhcKE1dSSVRFX09VVENPTUVfU1RBTEUQBDLXAwoOUHJvZHVjdFNlcnZpY2USfAoNQ3JlYXRlUHJvZHVjdBIhLnByb2R1Y3RzLnYxLkNyZWF0ZVByb2R1Y3RSZXF1ZXN0GiIucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlIiSC0+STAh46B3Byb2R1Y3RiB3Byb2R1Y3QiCi9wcm9kdWN0cy8SaAoTQmF0Y2hDcmVhdGVQcm9kdWN0cxInLnByb2R1Y3RzLnYxLkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXF1ZXN0GigucHJvZHVjdHMudjEuQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3BvbnNlEnEKCkdldFByb2R1Y3QSHi5wcm9kdWN0cy52MS5HZXRQcm9kdWN0UmVxdWVzdBofLnByb2R1Y3RzLnYxLkdldFByb2R1Y3RSZXNwb25zZSIikAIBgtPkkwIZYgdwcm9kdWN0Eg4vcHJvZHVjdHMve2lkfRJqCgxMaXN0UHJvZHVjdHMSIC5wcm9kdWN0cy52MS5MaXN0UHJvZHVjdHNSZXF1ZXN0GiEucHJvZHVjdHMudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2UiFZACAYLT5JMCDBIKL3Byb2R1Y3RzL2IGcHJvdG8z", [file_google_api_annotations, file_products_v1_product]);
 
 /**
  * @generated from message products.v1.CreateProductRequest
@@ -23,6 +23,17 @@ export type CreateProductRequest = Message<"products.v1.CreateProductRequest"> &
    * @generated from field: products.v1.Product product = 1;
    */
   product?: Product | undefined;
+
+  /**
+   * The Kafka record this write comes from; the scheduler sets it. Among writes with equal
+   * availability.timestamp it orders them: the greater position is the newer write, an equal
+   * position is the same write again (UNCHANGED), so replaying a topic changes nothing. A write
+   * without a source (REST, other clients) is newer than every write with one at the same
+   * timestamp, and among writes without one the last to arrive wins (an identical one is UNCHANGED).
+   *
+   * @generated from field: products.v1.SourcePosition source = 2;
+   */
+  source?: SourcePosition | undefined;
 };
 
 /**
@@ -292,14 +303,15 @@ export enum WriteOutcome {
   UPDATED = 2,
 
   /**
-   * The same content was already stored: nothing changed.
+   * The same content was already stored (or this very write, by its source): the product and its
+   * version did not change.
    *
    * @generated from enum value: WRITE_OUTCOME_UNCHANGED = 3;
    */
   UNCHANGED = 3,
 
   /**
-   * The stored availability is newer than the write's: nothing changed.
+   * The stored write is newer than this one (by availability.timestamp, then source): nothing changed.
    *
    * @generated from enum value: WRITE_OUTCOME_STALE = 4;
    */
@@ -320,7 +332,8 @@ export const WriteOutcomeSchema: GenEnum<WriteOutcome> = /*@__PURE__*/
 export const ProductService: GenService<{
   /**
    * Creates the product, or updates it when the id exists and the content differs (an idempotent
-   * upsert). A write whose availability.timestamp is older than the stored one changes nothing.
+   * upsert). Writes to one product are ordered by availability.timestamp, ties broken by source (see
+   * CreateProductRequest.source): a write older than the stored one changes nothing (STALE).
    *
    * @generated from rpc products.v1.ProductService.CreateProduct
    */
@@ -351,7 +364,11 @@ export const ProductService: GenService<{
     output: typeof GetProductResponseSchema;
   },
   /**
-   * Lists products in creation order, one page at a time.
+   * Lists products in the order they were created (by creating transaction, then id), one page at a
+   * time. A page never passes a product that may still appear: a product created while an older
+   * write transaction of the database is still open is listed once that one ends (usually within
+   * milliseconds; GetProduct sees it at once). So a client that pages on later from the last
+   * next_page_token it got misses no product, however late its transaction committed.
    *
    * @generated from rpc products.v1.ProductService.ListProducts
    */
