@@ -5,7 +5,7 @@ import { ensureTopics } from "#platform/kafka.js";
 import { describeError } from "#platform/run-main.js";
 import { type DisposableDatabase, disposableDatabase } from "../support/disposable-database.js";
 import { runScopedDatabasePrefix, runScopedSuffix, testDatabaseUrl } from "../support/env.js";
-import { createTestProducer } from "../support/kafka.js";
+import { createTestProducer, readAllRecords } from "../support/kafka.js";
 import { catchUpSeconds } from "./catch-up.js";
 import { check, type DirectWrite } from "./checker.js";
 import { progressOf, readOutcome, readRows, startSampler, withClient } from "./observe.js";
@@ -181,7 +181,7 @@ export async function runScenario(scenario: Scenario, settings: RunSettings): Pr
       async replayWithNewGroup() {
         replay = {
           rows: new Map((await readRows(database.url)).map((row) => [row.id, row.version])),
-          events: samples.latest()?.eventsEnd ?? 0,
+          events: (await readAllRecords(kafka, [topics.persisted], 60_000)).length,
         };
         group = `faults-${scenario.name}-replay-${suffix}`;
         return startScheduler(group);
@@ -261,6 +261,12 @@ export async function runScenario(scenario: Scenario, settings: RunSettings): Pr
     const rows = await readRows(database.url);
     const checked = check({ inputTopic: topics.input, specs: workload.specs, ...outcome, rows, directWrites });
     result.counts = checked.counts;
+    const sentMarkers = new Set(outcome.input.map((record) => record.marker));
+    if (sentMarkers.size < workload.records) {
+      result.harnessErrors.push(
+        `only ${sentMarkers.size} of the workload's ${workload.records} records reached the input topic`,
+      );
+    }
     result.examples = checked.examples;
     const extra: Check[] = [];
     if (replay) {

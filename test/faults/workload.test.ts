@@ -18,6 +18,11 @@ describe("fault suite workload", () => {
     expect(workload.records).to.equal(planned.length);
   });
 
+  it("when everything goes at once, then the bulk phase holds every batch", () => {
+    const all = generateWorkload({ ids: 100, idPrefix: "w", bulkShare: 1, compressedOverSize: true });
+    expect(all.bulkBatches).to.equal(all.batches.length);
+  });
+
   it("when the scheduler parses each record, then valid ones become products and bad ones fail with the expected code", () => {
     const now = Date.now();
     for (const batch of workload.batches) {

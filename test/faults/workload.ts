@@ -157,7 +157,7 @@ export function generateWorkload(options: WorkloadOptions): Workload {
     );
     batches.push({ messages });
   }
-  const bulkBatches = Math.max(1, Math.round(batches.length * options.bulkShare));
+  let bulkBatches = Math.max(1, Math.round(batches.length * options.bulkShare));
   if (options.compressedOverSize && batches.length > 0) {
     const target = batches[0]?.messages[0]?.spec.id ?? `${options.idPrefix}-0`;
     const product = { ...generateProduct(0, { idPrefix: options.idPrefix, random }), productId: target };
@@ -166,6 +166,7 @@ export function generateWorkload(options: WorkloadOptions): Workload {
     const planned = plan({ id: target, valid: false, kind, expectedCode: BAD_KINDS[kind] }, message);
     // In the bulk phase, so that a partition it stalls stalls the whole run.
     batches.splice(Math.min(1, bulkBatches), 0, { messages: [planned], compressed: true });
+    bulkBatches++;
   }
   return { batches, specs, bulkBatches, records: next };
 }
