@@ -9,7 +9,12 @@ import { expect } from "chai";
 import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { ProductSchema } from "#gen/products/v1/product_pb.js";
-import { CreateProductRequestSchema, ProductService, WriteOutcome } from "#gen/products/v1/product_service_pb.js";
+import {
+  CreateProductRequestSchema,
+  ProductService,
+  ResultView,
+  WriteOutcome,
+} from "#gen/products/v1/product_service_pb.js";
 import { startTestApi, type TestApi } from "../../test/support/api.js";
 import { uniqueId } from "../../test/support/unique-names.js";
 
@@ -143,6 +148,36 @@ describe("ProductService over RPC @integration", () => {
     expect(error?.code).to.equal("invalid_argument");
     expect(error?.fieldViolations.map((v) => v.field)).to.deep.equal(["name"]);
     expect((await client.getProduct({ id })).product?.version).to.equal(3n);
+  });
+
+  it("BatchCreateProducts with RESULT_VIEW_OUTCOME answers each outcome with only the product's id and version", async () => {
+    const client = createClient(ProductService, createGrpcTransport({ baseUrl: api.url }));
+    const id = uniqueId("outcome");
+    const first = newProduct(id);
+    const newer = newProduct(id);
+    newer.availability!.quantity = 7;
+    newer.availability!.timestamp = timestampFromDate(new Date("2024-06-30T00:00:00Z"));
+    const { results } = await client.batchCreateProducts({
+      requests: [{ product: first }, { product: newer }, { product: newer }, { product: first }],
+      resultView: ResultView.OUTCOME,
+    });
+    const answers = results.map((r) => (r.result.case === "response" ? r.result.value : undefined));
+    expect(answers.map((a) => a?.outcome)).to.deep.equal([
+      WriteOutcome.CREATED,
+      WriteOutcome.UPDATED,
+      WriteOutcome.UNCHANGED,
+      WriteOutcome.STALE,
+    ]);
+    expect(answers.map((a) => a?.product?.version)).to.deep.equal([1n, 2n, 2n, 2n]);
+    const thin = create(ProductSchema, { id, version: 2n });
+    for (const answer of answers.slice(1)) expect(answer?.product).to.deep.equal(thin);
+    // What was written is the whole product, as with the default view.
+    const stored = (await client.getProduct({ id })).product;
+    expect(stored?.availability?.quantity).to.equal(7);
+    expect(stored?.description).to.equal("Descrição do Produto");
+    const full = await client.batchCreateProducts({ requests: [{ product: newer }] });
+    const answer = full.results[0]?.result.case === "response" ? full.results[0].result.value : undefined;
+    expect(answer?.product?.pricing?.amount).to.equal("19.99");
   });
 
   it("BatchCreateProducts refuses only the item dated beyond MAX_CLOCK_SKEW_MS ahead", async () => {

@@ -4,7 +4,7 @@ import { type Product, ProductSchema } from "#gen/products/v1/product_pb.js";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { ApiError } from "../errors.js";
 import { createProductCatalog, decodePageToken, encodePageToken } from "./product-catalog.js";
-import type { ProductRepository, WriteResult } from "./product-repository.js";
+import type { ProductRepository, ResultDetail, WriteResult } from "./product-repository.js";
 import { parseTimestamp } from "./timestamp.js";
 
 const NOW = Date.parse("2024-06-29T12:00:00Z");
@@ -21,9 +21,10 @@ function product(id: string, timestamp: string): { product: Product } {
 }
 
 /** Stores nothing: answers STALE for ids starting with "stale", CREATED for the rest. */
-function fakeRepository(written: string[]): ProductRepository {
+function fakeRepository(written: string[], details: (ResultDetail | undefined)[] = []): ProductRepository {
   return {
-    async upsert(writes) {
+    async upsert(writes, detail) {
+      details.push(detail);
       written.push(...writes.map((w) => w.product.id));
       return writes.map(({ product: p }) => ({
         product: p,
@@ -44,12 +45,13 @@ describe("product catalog", () => {
   const setup = () => {
     const written: string[] = [];
     const seen: WriteResult[] = [];
-    const catalog = createProductCatalog(fakeRepository(written), {
+    const details: (ResultDetail | undefined)[] = [];
+    const catalog = createProductCatalog(fakeRepository(written, details), {
       coalescing: { maxInFlight: 1, maxBatch: 10, maxQueued: 100 },
       clock: { now: () => NOW, maxClockSkewMs: 300_000 },
       onWritten: (results) => seen.push(...results),
     });
-    return { catalog, written, seen };
+    return { catalog, written, seen, details };
   };
 
   it("refuses a future-dated single create before writing it", async () => {
@@ -71,6 +73,14 @@ describe("product catalog", () => {
     const refused = results[1];
     expect(refused?.ok === false && refused.error.code).to.equal("invalid_argument");
     expect(written).to.deep.equal(["a", "c"]);
+  });
+
+  it("asks the repository for full products unless the batch asks for outcomes only", async () => {
+    const { catalog, details } = setup();
+    await catalog.create(product("one", "2024-06-29T11:00:00Z"));
+    await catalog.createMany([product("a", "2024-06-29T11:00:00Z")]);
+    await catalog.createMany([product("b", "2024-06-29T11:00:00Z")], "outcome");
+    expect(details).to.deep.equal(["full", "full", "outcome"]);
   });
 
   it("reports every write's outcome, stale ones included", async () => {

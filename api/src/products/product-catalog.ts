@@ -1,7 +1,7 @@
 import type { Product } from "#gen/products/v1/product_pb.js";
 import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
 import { ApiError, asApiError, invalidArgument } from "../errors.js";
-import type { ListCursor, ProductRepository, ProductWrite, WriteResult } from "./product-repository.js";
+import type { ListCursor, ProductRepository, ProductWrite, ResultDetail, WriteResult } from "./product-repository.js";
 import { type ClockPolicy, validateWrite, type WriteRequest } from "./validation.js";
 import { createWriteCoalescer, type WriteCoalescerOptions } from "./write-coalescer.js";
 
@@ -20,8 +20,11 @@ export interface ProductCatalog {
    * aborting (the client gone) while it waits for a statement skips it.
    */
   create(request: WriteRequest, signal?: AbortSignal): Promise<WriteResult>;
-  /** Validates each item; writes the valid ones in order, in one transaction. */
-  createMany(requests: readonly WriteRequest[]): Promise<BatchItemResult[]>;
+  /**
+   * Validates each item; writes the valid ones in order, in one transaction. With "outcome" the
+   * results' products hold only id and version.
+   */
+  createMany(requests: readonly WriteRequest[], detail?: ResultDetail): Promise<BatchItemResult[]>;
   get(id: string): Promise<Product>;
   list(pageSize: number, pageToken: string): Promise<{ products: Product[]; nextPageToken: string }>;
 }
@@ -34,8 +37,8 @@ export interface ProductCatalogOptions {
 }
 
 export function createProductCatalog(repository: ProductRepository, options: ProductCatalogOptions): ProductCatalog {
-  const upsert = async (writes: readonly ProductWrite[]) => {
-    const results = await repository.upsert(writes);
+  const upsert = async (writes: readonly ProductWrite[], detail: ResultDetail = "full") => {
+    const results = await repository.upsert(writes, detail);
     options.onWritten?.(results);
     return results;
   };
@@ -48,7 +51,7 @@ export function createProductCatalog(repository: ProductRepository, options: Pro
       return write(checked.write, signal);
     },
 
-    async createMany(inputs) {
+    async createMany(inputs, detail = "full") {
       if (inputs.length > CONTRACT_LIMITS.maxBatchItems) {
         throw invalidArgument(
           [{ field: "requests", description: `must hold at most ${CONTRACT_LIMITS.maxBatchItems} items` }],
@@ -57,7 +60,7 @@ export function createProductCatalog(repository: ProductRepository, options: Pro
       }
       const checked = inputs.map((input) => validate(input));
       const valid = checked.flatMap((c) => (c.ok ? [c.write] : []));
-      const written = valid.length > 0 ? await upsert(valid) : [];
+      const written = valid.length > 0 ? await upsert(valid, detail) : [];
       let next = 0;
       return checked.map((c): BatchItemResult => {
         if (!c.ok) return { ok: false, error: invalidArgument(c.violations) };

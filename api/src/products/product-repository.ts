@@ -18,6 +18,12 @@ export interface WriteResult {
   outcome: WriteOutcome;
 }
 
+/**
+ * How much of each written product an upsert returns: "full", or "outcome" (only id and version,
+ * for callers that read nothing else), which spares parsing and building the rest of every row.
+ */
+export type ResultDetail = "full" | "outcome";
+
 /** Position in the list order (created_xid, id); the page token encodes it. */
 export interface ListCursor {
   /** The creating transaction's id (xid8), in decimal. */
@@ -26,8 +32,8 @@ export interface ListCursor {
 }
 
 export interface ProductRepository {
-  /** Upserts validated writes in order; returns one result per input, in input order. */
-  upsert(writes: readonly ProductWrite[]): Promise<WriteResult[]>;
+  /** Upserts validated writes in order; returns one result per input, in input order ("full" by default). */
+  upsert(writes: readonly ProductWrite[], detail?: ResultDetail): Promise<WriteResult[]>;
   get(id: string): Promise<Product | undefined>;
   list(pageSize: number, after: ListCursor | undefined): Promise<{ products: Product[]; next?: ListCursor }>;
   /** Throws an "unavailable" ApiError when the database does not answer. */
@@ -63,7 +69,10 @@ const CHANGED = `(${CONTENT_COLUMNS.map((c) => `p.${c}`).join(", ")})
  * equal write (a redelivery, a replay) or an older one changes nothing, and concurrent upserts of
  * one id never fail.
  */
-export const UPSERT_SQL = `
+export const UPSERT_SQL = upsertSql("*");
+
+function upsertSql(returned: string): string {
+  return `
 WITH written AS (
   INSERT INTO products AS p (id, ${CONTENT_COLUMNS.join(", ")}, ${SOURCE_COLUMNS.join(", ")})
   SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::numeric[], ?::text[], ?::int[], ?::timestamptz[], ?::text[],
@@ -82,7 +91,8 @@ WITH written AS (
   SELECT id, version, jsonb_build_object(${[...PRODUCT_COLUMNS, ...SOURCE_COLUMNS].map((c) => `'${c}', ${c === "amount" ? "amount::text" : c}`).join(", ")})
   FROM written WHERE changed ORDER BY id
 )
-SELECT * FROM written`;
+SELECT ${returned} FROM written`;
+}
 
 /**
  * The oldest transaction whose rows may still appear in this database: the list's snapshot's oldest
@@ -119,13 +129,23 @@ LIMIT ?`;
  */
 export const UPSERT_STATEMENT = { name: "products_upsert_v2", text: numberPlaceholders(UPSERT_SQL) };
 
+/** The same upsert returning only what an "outcome" result needs: fewer columns to send and parse. */
+const UPSERT_OUTCOME_STATEMENT = {
+  name: "products_upsert_outcome_v1",
+  text: numberPlaceholders(upsertSql("id, version, inserted, changed")),
+};
+
+const UPSERT_STATEMENTS = { full: UPSERT_STATEMENT, outcome: UPSERT_OUTCOME_STATEMENT } as const;
+
 /** knex's "?" placeholders as pg's "$1", "$2", …; UPSERT_SQL has no other question mark. */
 function numberPlaceholders(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
-type WrittenRow = ProductColumns & { inserted: boolean; changed: boolean };
+/** A row the upsert returned: every product column for "full", only id and version for "outcome". */
+type WrittenRow = Pick<ProductColumns, "id" | "version"> &
+  Partial<ProductColumns> & { inserted: boolean; changed: boolean };
 
 /** How runUpsert sends the statement: prepared once per connection, or parsed afresh (no name). */
 type UpsertMode = "prepared" | "one-off";
@@ -139,13 +159,19 @@ type PgClient = pg.ClientBase & { connection?: { parsedStatements?: Record<strin
  */
 const stalePlans = new WeakSet<PgClient>();
 
-async function runUpsert(db: Knex | Knex.Transaction, values: unknown[], mode: UpsertMode): Promise<WrittenRow[]> {
+async function runUpsert(
+  db: Knex | Knex.Transaction,
+  values: unknown[],
+  mode: UpsertMode,
+  detail: ResultDetail,
+): Promise<WrittenRow[]> {
+  const statement = UPSERT_STATEMENTS[detail];
   // In a transaction, knex's client hands out the transaction's connection.
   const connection = (await db.client.acquireConnection()) as PgClient;
   const run = async () =>
     (
       await connection.query<WrittenRow>(
-        mode === "prepared" ? { ...UPSERT_STATEMENT, values } : { text: UPSERT_STATEMENT.text, values },
+        mode === "prepared" ? { ...statement, values } : { text: statement.text, values },
       )
     ).rows;
   try {
@@ -175,17 +201,22 @@ function isStalePlan(error: unknown): boolean {
   return (error as { code?: unknown } | undefined)?.code === "0A000";
 }
 
-/** Drops the prepared upsert on this connection, in PostgreSQL and in pg's cache, so its next use prepares it. */
+/**
+ * Drops the prepared upserts on this connection, in PostgreSQL and in pg's cache, so their next use
+ * prepares them. Both variants: the migration that made one stale made the other stale too.
+ */
 async function forgetUpsert(connection: PgClient): Promise<void> {
   const parsed = connection.connection?.parsedStatements;
   // Without pg's cache, pg would bind the dropped statement forever: fail loudly instead.
   if (!parsed) throw new Error("pg client exposes no parsedStatements: cannot re-prepare the upsert");
   try {
-    // It exists: this connection's last use of it failed with 0A000, not 26000 (no such statement).
-    await connection.query(`DEALLOCATE ${UPSERT_STATEMENT.name}`);
+    for (const { name } of Object.values(UPSERT_STATEMENTS)) {
+      // Only those pg parsed on this connection exist in PostgreSQL (else DEALLOCATE fails, 26000).
+      if (parsed[name] !== undefined) await connection.query(`DEALLOCATE ${name}`);
+    }
   } finally {
     // Even if DEALLOCATE failed: the connection is then broken or the statement gone, and a parse is right.
-    delete parsed[UPSERT_STATEMENT.name];
+    for (const { name } of Object.values(UPSERT_STATEMENTS)) delete parsed[name];
     stalePlans.delete(connection);
   }
 }
@@ -196,8 +227,13 @@ export interface ProductStoreOptions {
 }
 
 export function createProductRepository(knex: Knex, options: ProductStoreOptions = {}): ProductRepository {
-  const upsertRound = async (db: Knex | Knex.Transaction, round: ProductWrite[], mode: UpsertMode) => {
-    const rows = await runUpsert(db, upsertBindings(round), mode);
+  const upsertRound = async (
+    db: Knex | Knex.Transaction,
+    round: ProductWrite[],
+    mode: UpsertMode,
+    detail: ResultDetail,
+  ) => {
+    const rows = await runUpsert(db, upsertBindings(round), mode, detail);
     const written = new Map(rows.map((row) => [row.id, row]));
     const missing = round.filter((w) => !written.has(w.product.id)).map((w) => w.product.id);
     const current =
@@ -215,24 +251,30 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
           : row.changed
             ? WriteOutcome.UPDATED
             : WriteOutcome.UNCHANGED;
-        return { product: productFromColumns(row), outcome };
+        return {
+          product: detail === "full" ? productFromColumns(row as ProductColumns) : outcomeProduct(row),
+          outcome,
+        };
       }
       const kept = stored.get(write.product.id);
       if (!kept) throw new Error(`product ${write.product.id} neither written nor found`);
       const keptProduct = rowToProduct(kept);
       const isStale = compareWrites(storedKey(keptProduct, kept), writeKey(write)) > 0;
-      return { product: keptProduct, outcome: isStale ? WriteOutcome.STALE : WriteOutcome.UNCHANGED };
+      return {
+        product: detail === "full" ? keptProduct : outcomeProduct(keptProduct),
+        outcome: isStale ? WriteOutcome.STALE : WriteOutcome.UNCHANGED,
+      };
     });
   };
 
   return {
-    upsert: (writes) =>
+    upsert: (writes, detail = "full") =>
       withDatabaseErrors(async () => {
         const rounds = splitIntoRounds(writes);
         const inTransaction = (mode: UpsertMode) =>
           knex.transaction(async (trx) => {
             const all: WriteResult[] = [];
-            for (const round of rounds) all.push(...(await upsertRound(trx, round, mode)));
+            for (const round of rounds) all.push(...(await upsertRound(trx, round, mode, detail)));
             return all;
           });
         // A stale plan aborts the transaction: run it once more with plans made now, as the next
@@ -243,7 +285,7 @@ export function createProductRepository(knex: Knex, options: ProductStoreOptions
         };
         const results =
           rounds.length === 1
-            ? await upsertRound(knex, rounds[0] ?? [], "prepared")
+            ? await upsertRound(knex, rounds[0] ?? [], "prepared", detail)
             : await inTransaction("prepared").catch(retryFresh);
         if (results.some((r) => r.outcome === WriteOutcome.CREATED || r.outcome === WriteOutcome.UPDATED)) {
           options.onEventsWritten?.();
@@ -409,6 +451,11 @@ export function productFromColumns(row: ProductColumns): Product {
     createdAt: requireTimestamp(row.created_at),
     updatedAt: requireTimestamp(row.updated_at),
   };
+}
+
+/** The product of an "outcome" result: only id and version, the rest left at its defaults. */
+export function outcomeProduct({ id, version }: { id: string; version: number | string | bigint }): Product {
+  return { $typeName: "products.v1.Product", id, name: "", description: "", category: "", version: BigInt(version) };
 }
 
 export function rowToProduct(row: ProductRow): Product {

@@ -5,6 +5,7 @@ import {
   BatchCreateProductsResultSchema,
   CreateProductResponseSchema,
   ProductService,
+  ResultView,
 } from "#gen/products/v1/product_service_pb.js";
 import type { ApiError } from "../errors.js";
 import type { ProductCatalog } from "../products/product-catalog.js";
@@ -25,7 +26,8 @@ export function createProductServiceImpl(catalog: ProductCatalog): ProductServic
       return create(CreateProductResponseSchema, result);
     },
     async batchCreateProducts(request) {
-      const items = await guard(() => catalog.createMany(request.requests));
+      const detail = request.resultView === ResultView.OUTCOME ? "outcome" : "full";
+      const items = await guard(() => catalog.createMany(request.requests, detail));
       return { results: items.map((item) => (item.ok ? writtenResult(item.result) : failedResult(item.error))) };
     },
     async getProduct(request) {

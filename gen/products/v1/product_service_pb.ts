@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file products/v1/product_service.proto.
  */
 export const file_products_v1_product_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFwcm9kdWN0cy92MS9wcm9kdWN0X3NlcnZpY2UucHJvdG8SC3Byb2R1Y3RzLnYxImoKFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EiUKB3Byb2R1Y3QYASABKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0EisKBnNvdXJjZRgCIAEoCzIbLnByb2R1Y3RzLnYxLlNvdXJjZVBvc2l0aW9uImoKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIlCgdwcm9kdWN0GAEgASgLMhQucHJvZHVjdHMudjEuUHJvZHVjdBIqCgdvdXRjb21lGAIgASgOMhkucHJvZHVjdHMudjEuV3JpdGVPdXRjb21lIlEKGkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXF1ZXN0EjMKCHJlcXVlc3RzGAEgAygLMiEucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlcXVlc3QiVgobQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3BvbnNlEjcKB3Jlc3VsdHMYASADKAsyJi5wcm9kdWN0cy52MS5CYXRjaENyZWF0ZVByb2R1Y3RzUmVzdWx0IoYBChlCYXRjaENyZWF0ZVByb2R1Y3RzUmVzdWx0EjYKCHJlc3BvbnNlGAEgASgLMiIucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi5wcm9kdWN0cy52MS5JdGVtRXJyb3JIAEIICgZyZXN1bHQiYQoJSXRlbUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI1ChBmaWVsZF92aW9sYXRpb25zGAMgAygLMhsucHJvZHVjdHMudjEuRmllbGRWaW9sYXRpb24iNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiHwoRR2V0UHJvZHVjdFJlcXVlc3QSCgoCaWQYASABKAkiOwoSR2V0UHJvZHVjdFJlc3BvbnNlEiUKB3Byb2R1Y3QYASABKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0IjwKE0xpc3RQcm9kdWN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoUTGlzdFByb2R1Y3RzUmVzcG9uc2USJgoIcHJvZHVjdHMYASADKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqZAQoMV3JpdGVPdXRjb21lEh0KGVdSSVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIZChVXUklURV9PVVRDT01FX0NSRUFURUQQARIZChVXUklURV9PVVRDT01FX1VQREFURUQQAhIbChdXUklURV9PVVRDT01FX1VOQ0hBTkdFRBADEhcKE1dSSVRFX09VVENPTUVfU1RBTEUQBDLXAwoOUHJvZHVjdFNlcnZpY2USfAoNQ3JlYXRlUHJvZHVjdBIhLnByb2R1Y3RzLnYxLkNyZWF0ZVByb2R1Y3RSZXF1ZXN0GiIucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlc3BvbnNlIiSC0+STAh46B3Byb2R1Y3RiB3Byb2R1Y3QiCi9wcm9kdWN0cy8SaAoTQmF0Y2hDcmVhdGVQcm9kdWN0cxInLnByb2R1Y3RzLnYxLkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXF1ZXN0GigucHJvZHVjdHMudjEuQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3BvbnNlEnEKCkdldFByb2R1Y3QSHi5wcm9kdWN0cy52MS5HZXRQcm9kdWN0UmVxdWVzdBofLnByb2R1Y3RzLnYxLkdldFByb2R1Y3RSZXNwb25zZSIikAIBgtPkkwIZYgdwcm9kdWN0Eg4vcHJvZHVjdHMve2lkfRJqCgxMaXN0UHJvZHVjdHMSIC5wcm9kdWN0cy52MS5MaXN0UHJvZHVjdHNSZXF1ZXN0GiEucHJvZHVjdHMudjEuTGlzdFByb2R1Y3RzUmVzcG9uc2UiFZACAYLT5JMCDBIKL3Byb2R1Y3RzL2IGcHJvdG8z", [file_google_api_annotations, file_products_v1_product]);
+  fileDesc("CiFwcm9kdWN0cy92MS9wcm9kdWN0X3NlcnZpY2UucHJvdG8SC3Byb2R1Y3RzLnYxImoKFENyZWF0ZVByb2R1Y3RSZXF1ZXN0EiUKB3Byb2R1Y3QYASABKAsyFC5wcm9kdWN0cy52MS5Qcm9kdWN0EisKBnNvdXJjZRgCIAEoCzIbLnByb2R1Y3RzLnYxLlNvdXJjZVBvc2l0aW9uImoKFUNyZWF0ZVByb2R1Y3RSZXNwb25zZRIlCgdwcm9kdWN0GAEgASgLMhQucHJvZHVjdHMudjEuUHJvZHVjdBIqCgdvdXRjb21lGAIgASgOMhkucHJvZHVjdHMudjEuV3JpdGVPdXRjb21lIn8KGkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXF1ZXN0EjMKCHJlcXVlc3RzGAEgAygLMiEucHJvZHVjdHMudjEuQ3JlYXRlUHJvZHVjdFJlcXVlc3QSLAoLcmVzdWx0X3ZpZXcYAiABKA4yFy5wcm9kdWN0cy52MS5SZXN1bHRWaWV3IlYKG0JhdGNoQ3JlYXRlUHJvZHVjdHNSZXNwb25zZRI3CgdyZXN1bHRzGAEgAygLMiYucHJvZHVjdHMudjEuQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3VsdCKGAQoZQmF0Y2hDcmVhdGVQcm9kdWN0c1Jlc3VsdBI2CghyZXNwb25zZRgBIAEoCzIiLnByb2R1Y3RzLnYxLkNyZWF0ZVByb2R1Y3RSZXNwb25zZUgAEicKBWVycm9yGAIgASgLMhYucHJvZHVjdHMudjEuSXRlbUVycm9ySABCCAoGcmVzdWx0ImEKCUl0ZW1FcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSNQoQZmllbGRfdmlvbGF0aW9ucxgDIAMoCzIbLnByb2R1Y3RzLnYxLkZpZWxkVmlvbGF0aW9uIjQKDkZpZWxkVmlvbGF0aW9uEg0KBWZpZWxkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIh8KEUdldFByb2R1Y3RSZXF1ZXN0EgoKAmlkGAEgASgJIjsKEkdldFByb2R1Y3RSZXNwb25zZRIlCgdwcm9kdWN0GAEgASgLMhQucHJvZHVjdHMudjEuUHJvZHVjdCI8ChNMaXN0UHJvZHVjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFExpc3RQcm9kdWN0c1Jlc3BvbnNlEiYKCHByb2R1Y3RzGAEgAygLMhQucHJvZHVjdHMudjEuUHJvZHVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqmQEKDFdyaXRlT3V0Y29tZRIdChlXUklURV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGQoVV1JJVEVfT1VUQ09NRV9DUkVBVEVEEAESGQoVV1JJVEVfT1VUQ09NRV9VUERBVEVEEAISGwoXV1JJVEVfT1VUQ09NRV9VTkNIQU5HRUQQAxIXChNXUklURV9PVVRDT01FX1NUQUxFEAQqWAoKUmVzdWx0VmlldxIbChdSRVNVTFRfVklFV19VTlNQRUNJRklFRBAAEhQKEFJFU1VMVF9WSUVXX0ZVTEwQARIXChNSRVNVTFRfVklFV19PVVRDT01FEAIy1wMKDlByb2R1Y3RTZXJ2aWNlEnwKDUNyZWF0ZVByb2R1Y3QSIS5wcm9kdWN0cy52MS5DcmVhdGVQcm9kdWN0UmVxdWVzdBoiLnByb2R1Y3RzLnYxLkNyZWF0ZVByb2R1Y3RSZXNwb25zZSIkgtPkkwIeOgdwcm9kdWN0Ygdwcm9kdWN0IgovcHJvZHVjdHMvEmgKE0JhdGNoQ3JlYXRlUHJvZHVjdHMSJy5wcm9kdWN0cy52MS5CYXRjaENyZWF0ZVByb2R1Y3RzUmVxdWVzdBooLnByb2R1Y3RzLnYxLkJhdGNoQ3JlYXRlUHJvZHVjdHNSZXNwb25zZRJxCgpHZXRQcm9kdWN0Eh4ucHJvZHVjdHMudjEuR2V0UHJvZHVjdFJlcXVlc3QaHy5wcm9kdWN0cy52MS5HZXRQcm9kdWN0UmVzcG9uc2UiIpACAYLT5JMCGWIHcHJvZHVjdBIOL3Byb2R1Y3RzL3tpZH0SagoMTGlzdFByb2R1Y3RzEiAucHJvZHVjdHMudjEuTGlzdFByb2R1Y3RzUmVxdWVzdBohLnByb2R1Y3RzLnYxLkxpc3RQcm9kdWN0c1Jlc3BvbnNlIhWQAgGC0+STAgwSCi9wcm9kdWN0cy9iBnByb3RvMw", [file_google_api_annotations, file_products_v1_product]);
 
 /**
  * @generated from message products.v1.CreateProductRequest
@@ -48,7 +48,7 @@ export const CreateProductRequestSchema: GenMessage<CreateProductRequest> = /*@_
  */
 export type CreateProductResponse = Message<"products.v1.CreateProductResponse"> & {
   /**
-   * The product as stored after the write.
+   * The product as stored after the write (in a batch with RESULT_VIEW_OUTCOME: only id and version).
    *
    * @generated from field: products.v1.Product product = 1;
    */
@@ -77,6 +77,13 @@ export type BatchCreateProductsRequest = Message<"products.v1.BatchCreateProduct
    * @generated from field: repeated products.v1.CreateProductRequest requests = 1;
    */
   requests: CreateProductRequest[];
+
+  /**
+   * How much of each written product the results carry; unset means FULL.
+   *
+   * @generated from field: products.v1.ResultView result_view = 2;
+   */
+  resultView: ResultView;
 };
 
 /**
@@ -323,6 +330,41 @@ export enum WriteOutcome {
  */
 export const WriteOutcomeSchema: GenEnum<WriteOutcome> = /*@__PURE__*/
   enumDesc(file_products_v1_product_service, 0);
+
+/**
+ * How much of the stored product a write's result carries (like AIP-157's partial views).
+ *
+ * @generated from enum products.v1.ResultView
+ */
+export enum ResultView {
+  /**
+   * The default: FULL.
+   *
+   * @generated from enum value: RESULT_VIEW_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The whole product as stored after the write.
+   *
+   * @generated from enum value: RESULT_VIEW_FULL = 1;
+   */
+  FULL = 1,
+
+  /**
+   * Only the outcome, and of the product only id and version: for a caller that reads nothing
+   * else (the scheduler), so the API neither builds nor encodes the rest.
+   *
+   * @generated from enum value: RESULT_VIEW_OUTCOME = 2;
+   */
+  OUTCOME = 2,
+}
+
+/**
+ * Describes the enum products.v1.ResultView.
+ */
+export const ResultViewSchema: GenEnum<ResultView> = /*@__PURE__*/
+  enumDesc(file_products_v1_product_service, 1);
 
 /**
  * Registers and reads products.
