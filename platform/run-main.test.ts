@@ -1,8 +1,11 @@
 import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
-import { describeError } from "./run-main.js";
+import { describeError, isProcessAlive } from "./run-main.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -53,5 +56,23 @@ describe("runMain", () => {
     const code = await new Promise((resolve) => child.on("close", resolve));
     expect(code).to.equal(1);
     expect(stderr).to.equal("demo: failed to start: no error given (rejected with undefined)\n");
+  });
+});
+
+describe("isProcessAlive", () => {
+  it("when a process has exited but its parent has not reaped it (a zombie), then it is gone (Linux: /proc)", async () => {
+    // The background sleep's parent becomes `sleep 5` (exec), which never waits for it.
+    const parent = spawn("sh", ["-c", "sleep 0.1 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const [line] = (await once(parent.stdout, "data")) as [Buffer];
+      const zombie = Number(line.toString().trim());
+      await delay(500);
+      expect(readFileSync(`/proc/${zombie}/stat`, "utf8"), "the child is a zombie").to.match(/\) Z /);
+      expect(isProcessAlive(zombie)).to.equal(false);
+      expect(isProcessAlive(parent.pid ?? 0)).to.equal(true);
+      expect(isProcessAlive(process.pid)).to.equal(true);
+    } finally {
+      parent.kill("SIGKILL");
+    }
   });
 });

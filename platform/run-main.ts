@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError } from "./env.js";
 import type { Logger } from "./logger.js";
@@ -68,12 +69,22 @@ export function stopOnSignals(stop: () => Promise<void>, logger: Logger, timeout
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
-/** Whether a process with this pid exists (EPERM: it does, owned by another user, e.g. "postgres"). */
+/**
+ * Whether a process with this pid exists (EPERM: it does, owned by another user, e.g. "postgres").
+ * A zombie counts as gone: it holds no port or lock, its parent merely has not reaped it yet (as
+ * after a SIGKILL); /proc tells, where there is one.
+ */
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat[stat.lastIndexOf(")") + 2] !== "Z";
+  } catch (error) {
+    // No /proc (not Linux): kill(0) has answered. Gone between the two calls: ENOENT.
+    return (error as NodeJS.ErrnoException).code !== "ENOENT";
   }
 }

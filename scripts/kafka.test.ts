@@ -8,6 +8,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { Kafka, logLevel } from "kafkajs";
+import { isProcessAlive } from "#platform/run-main.js";
 import { freeBrokerPort } from "../test/support/free-port.js";
 import { type CommandResult, runCommand } from "../test/support/run-command.js";
 
@@ -24,21 +25,6 @@ function kafkaSh(command: "start" | "stop" | "status", env: NodeJS.ProcessEnv, t
   return runCommand("bash", [SCRIPT, command], { env, timeoutMs, detached: true });
 }
 
-/** Alive and not a zombie (a SIGKILLed broker's parent may reap it late). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 /** Live processes running the broker of this config file. */
 function brokerPids(configFile: string): number[] {
   return readdirSync("/proc")
@@ -47,7 +33,7 @@ function brokerPids(configFile: string): number[] {
     .filter((pid) => {
       try {
         const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
-        return cmdline.includes(`kafka.Kafka ${configFile}`) && alive(pid);
+        return cmdline.includes(`kafka.Kafka ${configFile}`) && isProcessAlive(pid);
       } catch {
         return false;
       }
@@ -168,10 +154,10 @@ describe("scripts/kafka.sh start / stop / status after a hard kill @integration"
     const first = await kafkaSh("start", env, START_TIMEOUT_MS);
     expect(first.code, first.stderr).to.equal(0);
     const killed = readPid(pidFile);
-    expect(alive(killed), `pid ${killed} from broker.pid`).to.equal(true);
+    expect(isProcessAlive(killed), `pid ${killed} from broker.pid`).to.equal(true);
 
     process.kill(killed, "SIGKILL");
-    await until(() => !alive(killed), `pid ${killed} gone after SIGKILL`, QUICK_TIMEOUT_MS);
+    await until(() => !isProcessAlive(killed), `pid ${killed} gone after SIGKILL`, QUICK_TIMEOUT_MS);
     // A many-threaded JVM's main thread is a zombie before its other threads have closed the sockets.
     await until(async () => !(await portOpen(port)), `port ${port} closed after SIGKILL`, QUICK_TIMEOUT_MS);
     await until(async () => !(await portOpen(port + 1)), `port ${port + 1} closed after SIGKILL`, QUICK_TIMEOUT_MS);
@@ -196,7 +182,7 @@ describe("scripts/kafka.sh start / stop / status after a hard kill @integration"
     const stopped = await kafkaSh("stop", env, STOP_TIMEOUT_MS);
     expect(stopped.code, stopped.stderr).to.equal(0);
     expect(stopped.stderr).to.include(`stopping pid ${restarted}`);
-    expect(alive(restarted), `pid ${restarted} after stop`).to.equal(false);
+    expect(isProcessAlive(restarted), `pid ${restarted} after stop`).to.equal(false);
     await until(async () => !(await portOpen(port)), `port ${port} closed after stop`, QUICK_TIMEOUT_MS);
     expect(existsSync(pidFile), "broker.pid after stop").to.equal(false);
     const finalStatus = await kafkaSh("status", env, QUICK_TIMEOUT_MS);

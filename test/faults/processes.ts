@@ -5,6 +5,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { configVariables } from "#platform/env.js";
+import { isProcessAlive } from "#platform/run-main.js";
 import { loadApiConfig } from "../../api/src/config.js";
 import { loadSchedulerConfig } from "../../scheduler/src/config.js";
 import { freePorts, isPortFree } from "../support/free-port.js";
@@ -28,24 +29,9 @@ export function baseEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !names.has(name)));
 }
 
-/** Whether the process is alive (a zombie counts as gone, as in kafka.sh). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 async function untilGone(pid: number, port: number | undefined, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (pidAlive(pid) || (port !== undefined && !(await isPortFree(port)))) {
+  while (isProcessAlive(pid) || (port !== undefined && !(await isPortFree(port)))) {
     if (Date.now() > deadline) throw new Error(`pid ${pid} still alive (or port ${port} taken) after ${timeoutMs} ms`);
     await delay(50);
   }
@@ -84,7 +70,7 @@ export class Broker {
     const file = path.join(this.dataDir, "broker.pid");
     if (!existsSync(file)) return undefined;
     const pid = Number(readFileSync(file, "utf8").trim());
-    return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
+    return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? pid : undefined;
   }
 
   /** SIGKILL, as a crash; returns once the process is gone and its port is free. */
