@@ -34,7 +34,9 @@ interface PageLog {
 }
 
 describe("/docs in a real browser (Swagger UI) @integration", function () {
-  this.timeout(20_000);
+  // The first start of a freshly installed chromium builds its font cache and profile: tens of
+  // seconds on a busy 2-core machine (CI installs it just before the run).
+  this.timeout(90_000);
   let api: TestApi | undefined;
   let userDataDir: string | undefined;
   let context: BrowserContext | undefined;
@@ -47,7 +49,7 @@ describe("/docs in a real browser (Swagger UI) @integration", function () {
       executablePath: CHROMIUM,
       headless: true,
       args: CHROMIUM_ARGS,
-      timeout: 10_000,
+      timeout: 60_000,
     });
     context.setDefaultTimeout(WAIT_MS);
     context.setDefaultNavigationTimeout(WAIT_MS);
