@@ -25,7 +25,7 @@ describe("scheduler configuration", () => {
 
   it("when nothing is set, then a dead instance's partitions move within 10 s and a backoff waits at most 2 s", () => {
     const config = loadSchedulerConfig({});
-    expect(config.sessionTimeoutMs).to.equal(10_000);
+    expect(config.sessionTimeoutMs).to.equal(6_000);
     expect(config.heartbeatIntervalMs).to.equal(1_000);
     expect(config.retry).to.deep.equal({ initialDelayMs: 200, maxDelayMs: 2_000 });
   });

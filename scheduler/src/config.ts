@@ -51,7 +51,7 @@ export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
   const kafka = readKafkaConfig(read, { clientId: "product-scheduler" });
   // A dead instance's partitions move after the session timeout; the core heartbeats through long
   // calls and backoffs, so a short session costs nothing while the API is slow or down.
-  const sessionTimeoutMs = read.int("KAFKA_SESSION_TIMEOUT_MS", 10_000, 6_000, 300_000);
+  const sessionTimeoutMs = read.int("KAFKA_SESSION_TIMEOUT_MS", 6_000, 6_000, 300_000);
   const heartbeatIntervalMs = read.int("KAFKA_HEARTBEAT_INTERVAL_MS", 1_000, 100, 60_000);
   if (heartbeatIntervalMs * 3 > sessionTimeoutMs) {
     read.problem(

@@ -291,7 +291,7 @@ export const SCENARIOS: Scenario[] = [
   {
     name: "api-freeze",
     ci: false,
-    summary: "SIGSTOP the API for 20 s (twice the scheduler's session timeout), then SIGCONT",
+    summary: "SIGSTOP the API for 20 s (past the scheduler's session timeout), then SIGCONT",
     steadySeconds: 35,
     catchUpTarget: false,
     fault: async (ctx) => {
