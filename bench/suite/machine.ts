@@ -46,7 +46,9 @@ export function gitInfo(): GitInfo {
   const git = (...args: string[]) =>
     execFileSync("git", args, { cwd: REPOSITORY_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
   try {
-    return { commit: git("rev-parse", "HEAD").trim(), dirty: git("status", "--porcelain").trim() !== "" };
+    // Earlier runs' reports and results are outputs, not changes to the code measured.
+    const status = git("status", "--porcelain", "--", ".", ":!bench/reports", ":!bench/results");
+    return { commit: git("rev-parse", "HEAD").trim(), dirty: status.trim() !== "" };
   } catch {
     return { commit: undefined, dirty: undefined };
   }
