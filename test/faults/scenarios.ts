@@ -74,14 +74,17 @@ async function terminateBackends(ctx: ScenarioContext, seconds: number): Promise
   ctx.back("backends no longer terminated");
 }
 
-/** The relay's DELETE of its published batch, waiting on our row locks. */
+/** Any constant: the advisory lock the injected trigger makes every outbox DELETE wait for. */
+const HOLD_DELETES_LOCK = 0x686f6c64; // "hold"
+
+/** The relay's DELETE of its published batch, waiting in the injected trigger for our lock. */
 async function relayDeleteWaiting(client: pg.Client, timeoutMs: number): Promise<number | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const { rows } = await client.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid()
-          AND wait_event_type = 'Lock' AND query ILIKE '%delete%product_events%'`,
+          AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query ILIKE '%delete%product_events%'`,
     );
     if (rows[0]) return rows[0].pid;
     await delay(10);
@@ -90,39 +93,39 @@ async function relayDeleteWaiting(client: pg.Client, timeoutMs: number): Promise
 }
 
 /**
- * Kills the API between the broker's acknowledgement of a batch and the outbox DELETE: row locks
- * taken on outbox rows let the relay read and publish them but hold its DELETE; once the DELETE
- * waits (so the broker acknowledged the batch), the API is SIGKILLed and the DELETE's backend
- * terminated with it, as if the process died before sending it. The restarted relay publishes the
- * batch again.
+ * Kills the API between the broker's acknowledgement of a batch and the outbox DELETE, with a fault
+ * injected in the run's database rather than a hook in the product: a statement trigger makes every
+ * DELETE on the outbox wait for an advisory lock the suite holds, so the relay reads and publishes
+ * its batch and then waits. Once its DELETE waits (the broker acknowledged the batch), the API is
+ * SIGKILLed and the DELETE's backend terminated with it, as if the process died before sending it;
+ * then the trigger goes. The restarted relay publishes the batch again. (Racing row locks against a
+ * relay that publishes in a few milliseconds caught the window only now and then.)
  */
 async function killBetweenAckAndDelete(ctx: ScenarioContext): Promise<void> {
   await delay(FAULT_AFTER_MS);
   const api = ctx.apis[0] as Service;
-  const hit = await ctx.withDatabase(async (locker) => {
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      await locker.query("BEGIN");
-      const { rows } = await locker.query("SELECT id FROM product_events ORDER BY id FOR UPDATE SKIP LOCKED");
-      const pid = rows.length === 0 ? undefined : await relayDeleteWaiting(locker, 5_000);
-      if (pid === undefined) {
-        await locker.query("ROLLBACK");
-        await delay(2);
-        continue;
-      }
-      ctx.progress(
-        `relay DELETE (backend ${pid}) waits with ${rows.length} locked rows published: SIGKILL ${api.name}`,
-      );
+  const hit = await ctx.withDatabase(async (holder) => {
+    await holder.query("SELECT pg_advisory_lock($1)", [HOLD_DELETES_LOCK]);
+    await holder.query(`
+      CREATE FUNCTION faults_hold_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_advisory_xact_lock_shared(${HOLD_DELETES_LOCK}); RETURN NULL; END $$;
+      CREATE TRIGGER faults_hold_delete BEFORE DELETE ON product_events
+        FOR EACH STATEMENT EXECUTE FUNCTION faults_hold_delete();`);
+    try {
+      const pid = await relayDeleteWaiting(holder, 30_000);
+      if (pid === undefined) return undefined;
+      ctx.progress(`relay DELETE (backend ${pid}) waits after the broker's ack: SIGKILL ${api.name}`);
       await api.kill();
-      await locker.query("SELECT pg_terminate_backend($1)", [pid]);
-      await locker.query("ROLLBACK");
-      return rows.length;
+      await holder.query("SELECT pg_terminate_backend($1)", [pid]);
+      return pid;
+    } finally {
+      await holder.query("DROP TRIGGER faults_hold_delete ON product_events; DROP FUNCTION faults_hold_delete()");
+      await holder.query("SELECT pg_advisory_unlock($1)", [HOLD_DELETES_LOCK]);
     }
-    return undefined;
   });
   if (hit === undefined)
     throw new Error("never caught the relay between the broker's ack and the outbox DELETE in 30 s");
-  ctx.note(`killed the API after the broker acknowledged a batch, before its DELETE (${hit} rows held)`);
+  ctx.note(`killed the API after the broker acknowledged a batch, before its DELETE (backend ${hit})`);
   await api.start();
   ctx.back(`${api.name} restarted`, api.upAt);
 }
