@@ -124,6 +124,7 @@ async function main(): Promise<void> {
           rate,
           durationS: options.latencyS,
           idPrefix: `lat${index}-${tag}`,
+          partitionWorkers: Math.min(settings.partitions, settings.partitionsConcurrently),
         }),
       );
     }

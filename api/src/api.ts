@@ -4,14 +4,13 @@ import express, { type Express } from "express";
 import type { Knex } from "knex";
 import { WriteOutcome } from "#gen/products/v1/product_service_pb.js";
 import { CONTRACT_LIMITS } from "#platform/contract-limits.js";
-import { createKafka } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
 import { createBearerCheck } from "./auth.js";
 import type { ApiConfig } from "./config.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { openDatabase } from "./db/open-database.js";
-import { createOutboxRelay } from "./events/outbox-relay.js";
 import { createOutboxSignal } from "./events/outbox-signal.js";
+import { startOutboxRelayThread } from "./events/relay-thread.js";
 import { createDualProtocolServer, type DualProtocolServer } from "./http/dual-protocol-server.js";
 import { createHttpTranscoder } from "./http/http-transcoder.js";
 import { serveRpcOverHttp2 } from "./http/http2-rpc-adapter.js";
@@ -56,20 +55,20 @@ export function createApi(config: ApiConfig, logger: Logger) {
         }
         const metrics = createApiMetrics();
         const relay = config.outboxRelay
-          ? createOutboxRelay({
-              databaseUrl: database.url,
-              kafka: createKafka(config.kafka, logger),
-              topic: config.kafka.topics.persisted,
-              partitions: config.kafka.partitions,
-              replicationFactor: config.kafka.replicationFactor,
-              logger: logger.child({ component: "outbox-relay" }),
+          ? startOutboxRelayThread(
+              {
+                databaseUrl: database.url,
+                kafka: config.kafka,
+                logLevel: config.logLevel,
+                pollIntervalMs: config.outboxPollIntervalMs,
+                batchSize: config.outboxBatchSize,
+                batchMaxBytes: config.outboxBatchMaxBytes,
+                leaseTimeoutMs: config.outboxLeaseTimeoutMs,
+                transactionalId: config.outboxTransactionalId,
+              },
+              logger,
               metrics,
-              pollIntervalMs: config.outboxPollIntervalMs,
-              batchSize: config.outboxBatchSize,
-              batchMaxBytes: config.outboxBatchMaxBytes,
-              leaseTimeoutMs: config.outboxLeaseTimeoutMs,
-              transactionalId: config.outboxTransactionalId,
-            })
+            )
           : undefined;
         if (relay) {
           relay.start();

@@ -2,6 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Message, Producer } from "kafkajs";
 import { createRandom, generateProduct } from "../../scripts/seed-messages.js";
 import { ascending, percentile } from "../shared/stats.js";
+import { type CallStats, openCallWindow } from "./call-stats.js";
 import { type CpuUse, openCpuWindow } from "./cpu-window.js";
 import type { EventObserver } from "./event-observer.js";
 import { log } from "./log.js";
@@ -30,6 +31,8 @@ export interface LatencyResult {
   writeToEventP50Ms: number;
   writeToEventP99Ms: number;
   cpu: CpuUse | undefined;
+  /** The scheduler's calls over the phase: how far batching goes at this rate (absent in older results). */
+  calls?: CallStats | undefined;
 }
 
 /**
@@ -44,7 +47,7 @@ export async function measureLatency(
   observer: EventObserver,
   pipeline: Pipeline,
   expected: Map<string, number>,
-  load: { rate: number; durationS: number; idPrefix: string },
+  load: { rate: number; durationS: number; idPrefix: string; partitionWorkers: number },
 ): Promise<LatencyResult> {
   const total = load.rate * load.durationS;
   const random = createRandom(load.rate);
@@ -53,6 +56,7 @@ export async function measureLatency(
   let sent = 0;
   let queued = 0;
   const cpu = await openCpuWindow(pipeline.services);
+  const calls = await openCallWindow(pipeline, load.partitionWorkers);
   const meter = rateMeter();
   const stop = everySecond(
     () =>
@@ -128,6 +132,7 @@ export async function measureLatency(
       writeToEventP50Ms: percentile(writeToEventSorted, 0.5),
       writeToEventP99Ms: percentile(writeToEventSorted, 0.99),
       cpu: await cpu(),
+      calls: await calls(),
     };
   } finally {
     stop();

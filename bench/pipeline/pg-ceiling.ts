@@ -45,6 +45,9 @@ export async function measurePgCeiling(
       options: "-c TimeZone=UTC",
       types: pgTypes,
     });
+    // A failed chunk ends the phase while others are in flight; the drop then ends their sessions,
+    // which must not crash the bench and hide the first error.
+    pool.on("error", () => {});
     try {
       // Connections opened before the clock starts, as the API's pool is warm.
       const clients = await Promise.all(Array.from({ length: concurrency }, () => pool.connect()));

@@ -104,7 +104,8 @@ export async function reportPipelineBench(result: PipelineReport): Promise<void>
         `→write ${l.toWriteP50Ms.toFixed(0)}/${l.toWriteP99Ms.toFixed(0)}, write→event ${l.writeToEventP50Ms.toFixed(0)}/${l.writeToEventP99Ms.toFixed(0)}; ` +
         `sent at ${perS(l.sentPerS)}/s`,
     ),
-    ...callLines(e2e.calls),
+    ...callLines("end to end", e2e.calls),
+    ...result.latencies.flatMap((l) => callLines(`open loop ${l.ratePerS}/s`, l.calls)),
     ...cpuLines([
       ["preload produce", result.preload.cpu, result.preload.messages],
       ["kafka consume", result.kafkaConsume.cpu, result.kafkaConsume.messages],
@@ -153,10 +154,10 @@ export async function reportPipelineBench(result: PipelineReport): Promise<void>
   }
 }
 
-function callLines(calls: CallStats | undefined): string[] {
+function callLines(phase: string, calls: CallStats | undefined): string[] {
   if (!calls) return [];
   return [
-    `scheduler → API (end to end): ${calls.calls} BatchCreateProducts calls, ${calls.recordsPerCall.toFixed(0)} records each, ` +
+    `scheduler → API (${phase}): ${calls.calls} BatchCreateProducts calls, ${calls.recordsPerCall.toFixed(0)} records each, ` +
       `${calls.schedulerCallMs.toFixed(1)} ms per call at the scheduler, ${calls.apiHandlerMs.toFixed(1)} ms in the API handler; ` +
       `calls busy ${(calls.callShare * 100).toFixed(0)}% of the partition workers' time`,
   ];

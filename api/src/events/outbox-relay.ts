@@ -1,8 +1,12 @@
 import type { Kafka } from "kafkajs";
 import type { Logger } from "#platform/logger.js";
-import type { ApiMetrics } from "../metrics.js";
 import { createKafkaEventPublisher } from "./kafka-event-publisher.js";
-import { createOutboxRelayLoop, type OutboxRelay, RELAY_TIMING_DEFAULTS } from "./outbox-relay-loop.js";
+import {
+  createOutboxRelayLoop,
+  type OutboxRelay,
+  RELAY_TIMING_DEFAULTS,
+  type RelayMetrics,
+} from "./outbox-relay-loop.js";
 import { createPgOutboxStore } from "./pg-outbox-store.js";
 
 export interface OutboxRelayOptions {
@@ -12,7 +16,7 @@ export interface OutboxRelayOptions {
   partitions: number;
   replicationFactor: number;
   logger: Logger;
-  metrics: ApiMetrics;
+  metrics: RelayMetrics;
   /** Longest wait between two looks at the outbox when no notification arrives. */
   pollIntervalMs: number;
   /** Rows read, and published in one transaction, per batch. */

@@ -1,0 +1,67 @@
+/**
+ * The outbox relay's thread (started by relay-thread.ts): its own Kafka client, PostgreSQL session
+ * and event loop. Log records and metric updates go to the API's thread, which owns stdout and
+ * /metrics; wake and stop come from it.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { pino } from "pino";
+import { createKafka } from "#platform/kafka.js";
+import { createOutboxRelay } from "./outbox-relay.js";
+import type { RelayMetrics } from "./outbox-relay-loop.js";
+import type { FromRelayThread, RelayThreadSettings, ToRelayThread } from "./relay-thread.js";
+
+const port = parentPort;
+if (!port) throw new Error("relay-worker.ts runs as a worker thread (see relay-thread.ts)");
+const settings = workerData as RelayThreadSettings;
+const post = (message: FromRelayThread) => port.postMessage(message);
+
+const threadLogger = pino(
+  {
+    level: settings.logLevel,
+    base: null,
+    timestamp: false,
+    formatters: { level: (label: string) => ({ level: label }) },
+  },
+  { write: (line: string) => post({ type: "log", line }) },
+);
+const logger = threadLogger.child({ component: "outbox-relay" });
+
+const metric =
+  (name: keyof RelayMetrics) =>
+  (value = 1) =>
+    post({ type: "metric", name, value });
+const metrics: RelayMetrics = {
+  eventsPublished: { inc: metric("eventsPublished") },
+  eventPublishFailures: { inc: metric("eventPublishFailures") },
+  relayActive: { set: metric("relayActive") },
+  outboxPending: { set: metric("outboxPending") },
+  outboxOldestAgeSeconds: { set: metric("outboxOldestAgeSeconds") },
+};
+
+const relay = createOutboxRelay({
+  databaseUrl: settings.databaseUrl,
+  kafka: createKafka(settings.kafka, threadLogger),
+  topic: settings.kafka.topics.persisted,
+  partitions: settings.kafka.partitions,
+  replicationFactor: settings.kafka.replicationFactor,
+  logger,
+  metrics,
+  pollIntervalMs: settings.pollIntervalMs,
+  batchSize: settings.batchSize,
+  batchMaxBytes: settings.batchMaxBytes,
+  leaseTimeoutMs: settings.leaseTimeoutMs,
+  transactionalId: settings.transactionalId,
+});
+
+port.on("message", (message: ToRelayThread) => {
+  if (message.type === "wake") {
+    relay.wake();
+    return;
+  }
+  void relay.stop().then(() => {
+    post({ type: "stopped" });
+    // Ends this thread only; kafkajs may still hold timers that would keep it alive.
+    process.exit(0);
+  });
+});
+relay.start();
