@@ -36,10 +36,16 @@ export interface LatencyResult {
 }
 
 /**
+ * The Java producer's default linger.ms since Kafka 4.0 (KIP-1030); kafkajs has none, and one
+ * request per record would measure the broker's per-request cost instead of the pipeline.
+ */
+const PRODUCER_LINGER_MS = 5;
+
+/**
  * Open-loop load: records are due at fixed times whatever the pipeline does, and carry their due
  * time as record timestamp, so a stall anywhere (this process included) shows up as latency
  * instead of slowing the load (no coordinated omission). Records that fall due while a request is
- * in flight go together in the next one.
+ * in flight, or within PRODUCER_LINGER_MS of the last one, go together in the next one.
  */
 export async function measureLatency(
   producer: Producer,
@@ -63,8 +69,13 @@ export async function measureLatency(
       `[${label}] sent ${sent}/${total} (${meter(sent)}/s), events ${dueMs.size - observer.missing(expected, dueMs.keys())}`,
   );
   const startMs = Date.now() + 20;
+  let lastSendMs = 0;
   try {
     while (sent < total) {
+      // Records due meanwhile wait for the next request, as a producer's linger makes them.
+      const lingered = Date.now() - lastSendMs;
+      if (lingered < PRODUCER_LINGER_MS) await delay(PRODUCER_LINGER_MS - lingered);
+      lastSendMs = Date.now();
       const due = Math.min(total, Math.floor(((Date.now() - startMs) * load.rate) / 1000) + 1);
       const messages: Message[] = [];
       for (; queued < due; queued++) {
@@ -74,10 +85,7 @@ export async function measureLatency(
         expected.set(product.productId, 1);
         messages.push({ key: product.productId, value: JSON.stringify(product), timestamp: String(timestamp) });
       }
-      if (messages.length === 0) {
-        await delay(1);
-        continue;
-      }
+      if (messages.length === 0) continue;
       await Promise.race([producer.send({ topic, acks: -1, messages }), pipeline.failed]);
       sent += messages.length;
     }

@@ -21,6 +21,7 @@ import {
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
 import { type FieldViolation, invalidArgumentMessage } from "../errors.js";
+import { CALL_COMPLETED } from "../rpc/grpc-unary-protocol.js";
 import { toHttpError } from "./http-error.js";
 import { createHttpJson, fieldValue, type HttpJson, type HttpJsonCodec, setFieldValue } from "./http-json.js";
 import { type HttpRoute, httpRoutes } from "./http-routes.js";
@@ -102,7 +103,7 @@ export function createHttpTranscoder<S extends DescService>(
           : json.write(method.output, response);
         res.status(successStatus?.(response) ?? 200).json(body);
       } finally {
-        context.abort();
+        context.abort(CALL_COMPLETED);
       }
     });
     router[route.verb](route.expressPath, ...handlers);
@@ -305,7 +306,7 @@ function handlerContext(
   method: DescMethod,
   req: Request,
   res: Response,
-): HandlerContext & { abort(): void } {
+): HandlerContext & { abort(reason?: unknown): void } {
   const requestHeader = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (Array.isArray(value)) for (const item of value) requestHeader.append(name, item);

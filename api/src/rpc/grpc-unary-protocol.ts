@@ -37,10 +37,11 @@ import {
 const ENVELOPE_HEADER_BYTES = 5;
 
 /**
- * Signals that a call is over. Aborting a signal without a reason makes Node build a DOMException
- * (with a stack trace) on every call; the reason says the same thing for free.
+ * Signals that a call is over (here and in the REST transcoder). Aborting a signal without a reason
+ * makes Node build a DOMException (with a stack trace) on every call; the reason says the same
+ * thing for free.
  */
-const CALL_COMPLETED = new ConnectError("the call has completed", Code.Canceled);
+export const CALL_COMPLETED = new ConnectError("the call has completed", Code.Canceled);
 
 /**
  * The gRPC protocol for connect-es routers, with unary methods served by a direct handler.
