@@ -99,7 +99,7 @@ export function componentCosts(results: readonly ConfigResult[]): ComponentCosts
 
 /**
  * Instances, partitions and cores for `ratePerS`. A Node process runs on one core, so scheduler
- * instances and API replicas are cores ÷ utilisation, rounded up; the relay is one process
+ * instances and API replicas are cores ÷ utilisation, rounded up; the relay is one thread
  * whatever the rate (one lease holder); PostgreSQL and the broker are cores. Partitions: each
  * instance needs `partitionsPerInstance` to keep its calls overlapping, and one partition's
  * chunks go one after the other through scheduler, API and PostgreSQL, so a partition carries at
@@ -161,7 +161,7 @@ export function limits(
   ];
   if (costs.relay !== undefined) {
     found.push({
-      what: "the one active outbox relay (one process)",
+      what: "the one active outbox relay (one thread)",
       maxRatePerS: (options.utilisation * 1e6) / costs.relay,
     });
   }

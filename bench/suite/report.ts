@@ -278,7 +278,7 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
             "scheduler instances",
             "input partitions",
             "API replicas",
-            "relay (one process), cores",
+            "relay (one thread), cores",
             "PostgreSQL cores",
             "Kafka cores",
             "all cores",
