@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { pino } from "pino";
 import type { RelayMetrics } from "./outbox-relay-loop.js";
-import { type RelayThreadSettings, startOutboxRelayThread } from "./relay-thread.js";
+import { metricsReporter, type RelayThreadSettings, startOutboxRelayThread } from "./relay-thread.js";
 
 interface Logged {
   level: string;
@@ -22,19 +22,7 @@ function captureLogger() {
 
 function recordingMetrics() {
   const updates: [keyof RelayMetrics, number][] = [];
-  const metric =
-    (name: keyof RelayMetrics) =>
-    (value = 1) => {
-      updates.push([name, value]);
-    };
-  const metrics: RelayMetrics = {
-    eventsPublished: { inc: metric("eventsPublished") },
-    eventPublishFailures: { inc: metric("eventPublishFailures") },
-    relayActive: { set: metric("relayActive") },
-    outboxPending: { set: metric("outboxPending") },
-    outboxOldestAgeSeconds: { set: metric("outboxOldestAgeSeconds") },
-  };
-  return { metrics, updates };
+  return { metrics: metricsReporter((name, value) => updates.push([name, value])), updates };
 }
 
 /** Nothing listens on port 1: the thread's relay fails to connect and says so, again and again. */

@@ -133,6 +133,21 @@ export function startOutboxRelayThread(
   };
 }
 
+/** RelayMetrics whose every update goes to `report` (the thread's side of the metric messages). */
+export function metricsReporter(report: (name: keyof RelayMetrics, value: number) => void): RelayMetrics {
+  const metric =
+    (name: keyof RelayMetrics) =>
+    (value = 1) =>
+      report(name, value);
+  return {
+    eventsPublished: { inc: metric("eventsPublished") },
+    eventPublishFailures: { inc: metric("eventPublishFailures") },
+    relayActive: { set: metric("relayActive") },
+    outboxPending: { set: metric("outboxPending") },
+    outboxOldestAgeSeconds: { set: metric("outboxOldestAgeSeconds") },
+  };
+}
+
 function applyMetric(metrics: RelayMetrics, name: keyof RelayMetrics, value: number): void {
   switch (name) {
     case "eventsPublished":

@@ -7,8 +7,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { pino } from "pino";
 import { createKafka } from "#platform/kafka.js";
 import { createOutboxRelay } from "./outbox-relay.js";
-import type { RelayMetrics } from "./outbox-relay-loop.js";
-import type { FromRelayThread, RelayThreadSettings, ToRelayThread } from "./relay-thread.js";
+import { type FromRelayThread, metricsReporter, type RelayThreadSettings, type ToRelayThread } from "./relay-thread.js";
 
 const port = parentPort;
 if (!port) throw new Error("relay-worker.ts runs as a worker thread (see relay-thread.ts)");
@@ -26,17 +25,7 @@ const threadLogger = pino(
 );
 const logger = threadLogger.child({ component: "outbox-relay" });
 
-const metric =
-  (name: keyof RelayMetrics) =>
-  (value = 1) =>
-    post({ type: "metric", name, value });
-const metrics: RelayMetrics = {
-  eventsPublished: { inc: metric("eventsPublished") },
-  eventPublishFailures: { inc: metric("eventPublishFailures") },
-  relayActive: { set: metric("relayActive") },
-  outboxPending: { set: metric("outboxPending") },
-  outboxOldestAgeSeconds: { set: metric("outboxOldestAgeSeconds") },
-};
+const metrics = metricsReporter((name, value) => post({ type: "metric", name, value }));
 
 const relay = createOutboxRelay({
   databaseUrl: settings.databaseUrl,
