@@ -2,28 +2,25 @@ import { Worker } from "node:worker_threads";
 import { backoffDelay } from "#platform/backoff.js";
 import type { KafkaConfig } from "#platform/kafka.js";
 import type { Logger } from "#platform/logger.js";
+import type { OutboxRelayOptions } from "./outbox-relay.js";
 import type { OutboxRelay, RelayMetrics } from "./outbox-relay-loop.js";
 
-/** What the relay's thread needs to build its own clients: plain data, cloned into the thread. */
-export interface RelayThreadSettings {
-  databaseUrl: string;
-  kafka: KafkaConfig;
-  logLevel: string;
-  pollIntervalMs: number;
-  batchSize: number;
-  batchMaxBytes: number;
-  leaseTimeoutMs: number;
-  transactionalId: string;
-}
+/**
+ * What the relay's thread needs to build its relay and clients: the relay's own settings and the
+ * configuration of its Kafka client and logger, plain data, cloned into the thread.
+ */
+export type RelayThreadSettings = Pick<
+  OutboxRelayOptions,
+  "databaseUrl" | "pollIntervalMs" | "batchSize" | "batchMaxBytes" | "leaseTimeoutMs" | "transactionalId"
+> & { kafka: KafkaConfig; logLevel: string };
 
 /** Messages from the API's thread to the relay's. */
 export type ToRelayThread = { type: "wake" } | { type: "stop" };
 
-/** Messages from the relay's thread: its log records (pino JSON lines), metric updates, the end of stop. */
+/** Messages from the relay's thread: its log records (pino JSON lines) and metric updates. */
 export type FromRelayThread =
   | { type: "log"; line: string }
-  | { type: "metric"; name: keyof RelayMetrics; value: number }
-  | { type: "stopped" };
+  | { type: "metric"; name: keyof RelayMetrics; value: number };
 
 /** Between restarts of a relay thread that failed; the outbox keeps the events meanwhile. */
 const RESTART_BACKOFF = { initialDelayMs: 1000, maxDelayMs: 30_000 } as const;
@@ -82,8 +79,6 @@ export function startOutboxRelayThread(
       case "metric":
         if (message.name === "relayActive") active = message.value === 1;
         applyMetric(metrics, message.name, message.value);
-        return;
-      case "stopped":
         return;
     }
   };

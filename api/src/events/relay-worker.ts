@@ -11,12 +11,12 @@ import { type FromRelayThread, metricsReporter, type RelayThreadSettings, type T
 
 const port = parentPort;
 if (!port) throw new Error("relay-worker.ts runs as a worker thread (see relay-thread.ts)");
-const settings = workerData as RelayThreadSettings;
+const { kafka, logLevel, ...relaySettings } = workerData as RelayThreadSettings;
 const post = (message: FromRelayThread) => port.postMessage(message);
 
 const threadLogger = pino(
   {
-    level: settings.logLevel,
+    level: logLevel,
     base: null,
     timestamp: false,
     formatters: { level: (label: string) => ({ level: label }) },
@@ -28,18 +28,13 @@ const logger = threadLogger.child({ component: "outbox-relay" });
 const metrics = metricsReporter((name, value) => post({ type: "metric", name, value }));
 
 const relay = createOutboxRelay({
-  databaseUrl: settings.databaseUrl,
-  kafka: createKafka(settings.kafka, threadLogger),
-  topic: settings.kafka.topics.persisted,
-  partitions: settings.kafka.partitions,
-  replicationFactor: settings.kafka.replicationFactor,
+  ...relaySettings,
+  kafka: createKafka(kafka, threadLogger),
+  topic: kafka.topics.persisted,
+  partitions: kafka.partitions,
+  replicationFactor: kafka.replicationFactor,
   logger,
   metrics,
-  pollIntervalMs: settings.pollIntervalMs,
-  batchSize: settings.batchSize,
-  batchMaxBytes: settings.batchMaxBytes,
-  leaseTimeoutMs: settings.leaseTimeoutMs,
-  transactionalId: settings.transactionalId,
 });
 
 port.on("message", (message: ToRelayThread) => {
@@ -48,7 +43,6 @@ port.on("message", (message: ToRelayThread) => {
     return;
   }
   void relay.stop().then(() => {
-    post({ type: "stopped" });
     // Ends this thread only; kafkajs may still hold timers that would keep it alive.
     process.exit(0);
   });
