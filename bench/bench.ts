@@ -21,7 +21,7 @@ import { createInterface } from "node:readline";
 import { benchLog } from "./shared/bench-log.js";
 import { REPOSITORY_ROOT } from "./shared/environment.js";
 import { failureText, UsageError } from "./shared/usage-error.js";
-import { gitInfo, machineInfo, versions } from "./suite/machine.js";
+import { gitInfo, machineInfo, measureWakeCost, versions, WAKE_INTERVAL_MS } from "./suite/machine.js";
 import { readSuiteOptions, type SuiteBench } from "./suite/options.js";
 import { outputDirs, stampOf, writeReport } from "./suite/report-files.js";
 import type { SuiteResults } from "./suite/results.js";
@@ -55,6 +55,17 @@ async function main(): Promise<void> {
     `${options.quick ? "quick smoke run" : "run"} ${stamp}: ${options.only.join(", ")}; ${os.availableParallelism()} cores, ` +
       `load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}; commit ${git.commit?.slice(0, 12) ?? "?"}${git.dirty ? " (dirty)" : ""}`,
   );
+  log("measuring what a wake-up costs on this machine (5 s)");
+  const wakeCost = await measureWakeCost().catch((error: unknown) => {
+    log(`wake-up cost not measured: ${failureText(error)}`);
+    return undefined;
+  });
+  if (wakeCost) {
+    log(
+      `wake-up cost: timer ${wakeCost.timerUs.toFixed(0)} µs, pg round trip ${wakeCost.pgRoundTripIdleUs.toFixed(0)} µs ` +
+        `every ${WAKE_INTERVAL_MS} ms, ${wakeCost.pgRoundTripBusyUs.toFixed(0)} µs back to back`,
+    );
+  }
   const results: Partial<SuiteResults> = {};
   const failures: SuiteResults["failures"] = [];
   const summaryLines: string[] = [];
@@ -83,7 +94,7 @@ async function main(): Promise<void> {
     finishedAt: new Date().toISOString(),
     quick: options.quick,
     commands,
-    machine: machineInfo(loadBefore, os.loadavg()),
+    machine: machineInfo(loadBefore, os.loadavg(), wakeCost),
     versions: await versions(),
     git,
     ...results,

@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { BENCH_POSTGRES_URL, REPOSITORY_ROOT } from "../shared/environment.js";
 
@@ -15,7 +16,28 @@ export interface MachineInfo {
   /** 1, 5 and 15 minute load averages when the run started and ended. */
   loadBefore: number[];
   loadAfter: number[];
+  /** Absent in results written before it was measured. */
+  wakeCost?: WakeCost | undefined;
 }
+
+/**
+ * What a hop costs on this machine when it is rare: a process that sleeps between small pieces of
+ * work pays to wake up each time, and at a low rate every hop of the pipeline (fetch, RPC, SQL
+ * round trip, produce) is such a piece. CPU of this process, in µs per wake or round trip.
+ */
+export interface WakeCost {
+  /** A Node.js timer firing every WAKE_INTERVAL_MS and doing nothing. */
+  timerUs: number;
+  /** A PostgreSQL round trip (`SELECT $1`) every WAKE_INTERVAL_MS, the client's side. */
+  pgRoundTripIdleUs: number;
+  /** The same round trips back to back: the part of the cost that is the work itself. */
+  pgRoundTripBusyUs: number;
+}
+
+/** 40 wakes a second: one hop of a pipeline at 1,000 msg/s in batches of 25. */
+export const WAKE_INTERVAL_MS = 25;
+const WAKES = 80;
+const BUSY_ROUND_TRIPS = 1000;
 
 export interface Versions {
   node: string;
@@ -31,7 +53,7 @@ export interface GitInfo {
   dirty: boolean | undefined;
 }
 
-export function machineInfo(loadBefore: number[], loadAfter: number[]): MachineInfo {
+export function machineInfo(loadBefore: number[], loadAfter: number[], wakeCost?: WakeCost): MachineInfo {
   return {
     cores: os.availableParallelism(),
     cpuModel: os.cpus()[0]?.model,
@@ -39,7 +61,35 @@ export function machineInfo(loadBefore: number[], loadAfter: number[]): MachineI
     os: `${os.type()} ${os.release()}`,
     loadBefore,
     loadAfter,
+    wakeCost,
   };
+}
+
+/** CPU per wake and per round trip (see WakeCost); takes about 5 s. */
+export async function measureWakeCost(): Promise<WakeCost> {
+  const cpuUs = async (times: number, work: () => Promise<unknown>) => {
+    const start = process.cpuUsage();
+    for (let i = 0; i < times; i++) await work();
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / times;
+  };
+  const client = new pg.Client({ connectionString: BENCH_POSTGRES_URL, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const roundTrip = () => client.query("SELECT $1::int AS n", [1]);
+    // Warm-up: connection, parse and JIT are start-up costs, not per-wake ones.
+    await cpuUs(BUSY_ROUND_TRIPS / 10, roundTrip);
+    return {
+      timerUs: await cpuUs(WAKES, () => delay(WAKE_INTERVAL_MS)),
+      pgRoundTripIdleUs: await cpuUs(WAKES, async () => {
+        await delay(WAKE_INTERVAL_MS);
+        await roundTrip();
+      }),
+      pgRoundTripBusyUs: await cpuUs(BUSY_ROUND_TRIPS, roundTrip),
+    };
+  } finally {
+    await client.end();
+  }
 }
 
 export function gitInfo(): GitInfo {

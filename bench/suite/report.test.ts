@@ -4,7 +4,7 @@ import type { CpuUse as ApiCpuUse } from "../api/cpu-window.js";
 import { type ConfigResult, componentCosts, limits, planCapacity } from "../capacity/model.js";
 import type { CpuUse } from "../pipeline/cpu-window.js";
 import { summarizePipeline } from "../pipeline/summary.js";
-import { kafkaVersionIn } from "./machine.js";
+import { kafkaVersionIn, measureWakeCost } from "./machine.js";
 import { readSuiteOptions } from "./options.js";
 import { renderReport } from "./report.js";
 import { indexMarkdown, stampOf } from "./report-files.js";
@@ -254,6 +254,17 @@ describe("bench report", () => {
     expect(markdown).to.include("Node v20.19.0, PostgreSQL 15.20, Kafka 4.4.0, kafkajs 2.2.4");
     expect(markdown).to.include("0123456789abcdef0123456789abcdef01234567 (clean)");
     expect(markdown).not.to.include("Quick smoke run");
+    expect(markdown).not.to.include("CPU per wake-up");
+  });
+
+  it("when the wake-up cost was measured, then the machine table and the latency section give it", () => {
+    const wakeCost = { timerUs: 298.4, pgRoundTripIdleUs: 1417, pgRoundTripBusyUs: 482.2 };
+    const { markdown } = renderReport(suite({ machine: { ...suite().machine, wakeCost } }), "x");
+    expect(markdown).to.include(
+      "| CPU per wake-up | timer 298 µs; PostgreSQL round trip 1,417 µs every 25 ms, 482 µs back to back |",
+    );
+    const latency = markdown.slice(markdown.indexOf("## Latency"), markdown.indexOf("## CPU"));
+    expect(latency).to.include("costs the client 1,417 µs against 482 µs back to back");
   });
 
   it("when the issue's figures are given, then the targets fail and pass as the issue says", () => {
@@ -370,5 +381,17 @@ describe("kafkaVersionIn", () => {
     expect(kafkaVersionIn("-cp /opt/kafka_2.13-3.7.0/libs/x.jar kafka.Kafka")).to.equal("3.7.0");
     expect(kafkaVersionIn("kafka-clients-4.0.0.jar kafka-raft-4.0.0.jar")).to.equal("4.0.0");
     expect(kafkaVersionIn("-cp /opt/kafka/libs/* kafka.Kafka")).to.equal(undefined);
+  });
+});
+
+describe("measureWakeCost against the bench's PostgreSQL @integration", function () {
+  this.timeout(30_000);
+
+  it("gives CPU per timer wake and per round trip, idle and back to back, in µs", async () => {
+    const cost = await measureWakeCost();
+    for (const value of [cost.timerUs, cost.pgRoundTripIdleUs, cost.pgRoundTripBusyUs]) {
+      // µs, not ms or ns: no wake or round trip costs under a µs or over a second of CPU.
+      expect(value).to.be.a("number").greaterThan(1).and.lessThan(1_000_000);
+    }
   });
 });

@@ -11,6 +11,7 @@ import {
   pipelineThroughputChart,
   ROLE_LABELS,
 } from "./charts.js";
+import { WAKE_INTERVAL_MS, type WakeCost } from "./machine.js";
 import type { SuiteResults } from "./results.js";
 import { checkTargets } from "./targets.js";
 
@@ -86,6 +87,15 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
       [
         ["cores", `${machine.cores} × ${machine.cpuModel ?? "unknown CPU"}, ${machine.memoryGiB} GiB, ${machine.os}`],
         ["load average (1/5/15 min)", `before ${loads(machine.loadBefore)}, after ${loads(machine.loadAfter)}`],
+        ...(machine.wakeCost
+          ? [
+              [
+                "CPU per wake-up",
+                `timer ${formatNumber(machine.wakeCost.timerUs)} µs; PostgreSQL round trip ${formatNumber(machine.wakeCost.pgRoundTripIdleUs)} µs ` +
+                  `every ${WAKE_INTERVAL_MS} ms, ${formatNumber(machine.wakeCost.pgRoundTripBusyUs)} µs back to back`,
+              ],
+            ]
+          : []),
         [
           "versions",
           `Node ${versions.node}, PostgreSQL ${versions.postgres ?? "unknown"}, Kafka ${versions.kafka ?? "unknown"}, kafkajs ${versions.kafkajs ?? "unknown"}`,
@@ -196,6 +206,14 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
       ),
       "",
     );
+    const batching = pipeline.latencies
+      .filter((l) => l.calls)
+      .map(
+        (l) =>
+          `at ${formatNumber(l.ratePerS)}/s ${formatNumber(l.calls?.calls ?? 0)} calls of ${formatNumber(l.calls?.recordsPerCall ?? 0)} records`,
+      );
+    if (batching.length > 0) lines.push(`Scheduler calls: ${batching.join("; ")}.`, "");
+    if (machine.wakeCost) lines.push(wakeCostText(machine.wakeCost), "");
   }
 
   if (pipeline || api) lines.push("## CPU", "");
@@ -316,4 +334,16 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
     );
   }
   return { markdown: `${lines.join("\n").trimEnd()}\n`, charts };
+}
+
+/** Why the open-loop phases cost more per message than end to end, in this machine's numbers. */
+function wakeCostText(cost: WakeCost): string {
+  return (
+    `At a low rate every hop (a fetch, an RPC, a SQL round trip, a produce) carries a few records and pays ` +
+    `for waking its process up. On this machine, measured before the benches: a Node.js timer that fires every ` +
+    `${WAKE_INTERVAL_MS} ms costs ${formatNumber(cost.timerUs)} µs of CPU per wake, and a PostgreSQL round trip every ` +
+    `${WAKE_INTERVAL_MS} ms costs the client ${formatNumber(cost.pgRoundTripIdleUs)} µs against ` +
+    `${formatNumber(cost.pgRoundTripBusyUs)} µs back to back. That fixed price per hop, not work per record, is ` +
+    "why the open-loop phases spend more CPU per message than end to end (see CPU below)."
+  );
 }
