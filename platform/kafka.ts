@@ -7,11 +7,11 @@ import {
   type KafkaConfig as KafkaJsConfig,
   logLevel as KafkaLogLevel,
   type logCreator,
-  Partitioners,
   type Producer,
   type SASLOptions,
 } from "kafkajs";
 import type { createEnvReader } from "./env.js";
+import { keyPartitioner } from "./key-partitioner.js";
 import { createLogger, type Logger } from "./logger.js";
 import { withTimeout } from "./timeout.js";
 
@@ -265,8 +265,9 @@ async function waitForLeaders(
 /**
  * The one producer setup of the project (scheduler dead letters, the outbox relay, the produce tool):
  * idempotent, one request in flight so that retries keep the order, topics never created by a send,
- * and by default kafkajs's (Java-compatible murmur2) partitioner, so records of one key share a
- * partition with what any other client sends. With a transactionalId it is transactional: sends go
+ * and by default the Java client's partitioner (keyPartitioner: murmur2 of the key, as kafkajs's
+ * DefaultPartitioner but without its cost), so records of one key share a partition with what any
+ * other client sends. With a transactionalId it is transactional: sends go
  * through producer.transaction(), and a producer that starts later with the same id fences this one.
  */
 export function createIdempotentProducer(
@@ -277,7 +278,7 @@ export function createIdempotentProducer(
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
-    createPartitioner: options.createPartitioner ?? Partitioners.DefaultPartitioner,
+    createPartitioner: options.createPartitioner ?? keyPartitioner,
     ...(options.transactionalId === undefined
       ? {}
       : {

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
-import { type Kafka, Partitioners } from "kafkajs";
+import type { Kafka } from "kafkajs";
+import { keyPartitioner } from "#platform/key-partitioner.js";
 import { openCpuWindow } from "./cpu-window.js";
 import { untilCount } from "./progress.js";
 import { type RateResult, rateResult } from "./rate-result.js";
@@ -72,7 +73,8 @@ export async function measureConsume(
  * The pipeline's Kafka legs with nothing between them: a fresh group reads the preloaded topic and
  * forwards each batch (acks=-1) to a scratch topic, where another consumer counts the records. The
  * forwarding producer is not idempotent because partitions forward concurrently (kafkajs keeps one
- * sequence per partition; a plain acks=-1 producer has the same request cost).
+ * sequence per partition; a plain acks=-1 producer has the same request cost). It partitions as
+ * the pipeline's producers do (keyPartitioner).
  */
 export async function measurePipe(
   kafka: Kafka,
@@ -83,7 +85,7 @@ export async function measurePipe(
 ): Promise<RateResult> {
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: keyPartitioner,
   });
   await producer.connect();
   const observer = await countingConsumer(kafka, topics.scratch, `bench-ceiling-observe-${tag}`, 1);

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
-import { type Message, Partitioners, type Producer } from "kafkajs";
+import type { Message, Producer } from "kafkajs";
+import { keyPartitioner } from "#platform/key-partitioner.js";
 import { createRandom, generateProduct, type SeedProduct, updateOf } from "../../scripts/seed-messages.js";
 import { openCpuWindow } from "./cpu-window.js";
 import { everySecond, rateMeter } from "./progress.js";
@@ -33,7 +34,7 @@ export interface Workload {
  */
 export function generateWorkload(count: number, tag: string, partitions: number): Workload {
   const random = createRandom(0x5eed);
-  const partitioner = Partitioners.DefaultPartitioner();
+  const partitioner = keyPartitioner();
   const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
     partitionId,
     leader: 0,

@@ -38,5 +38,7 @@ export function toEventRecord(row: OutboxRow): Message {
     "message-type": ProductPersistedSchema.typeName,
     "event-id": row.event_id,
   };
-  return { key: row.product_id, value: Buffer.from(toBinary(ProductPersistedSchema, event)), headers };
+  const value = toBinary(ProductPersistedSchema, event);
+  // A Buffer over the encoded bytes, not a copy of them.
+  return { key: row.product_id, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength), headers };
 }
