@@ -28,7 +28,7 @@
  * outbox relay into a second API process that serves no requests. --node-args go to the children.
  *
  * The services read their settings from this process's environment (API_BATCH_SIZE,
- * OUTBOX_BATCH_SIZE, KAFKA_FETCH_MAX_WAIT_MS, PARTITIONS_CONSUMED_CONCURRENTLY, DB_POOL_MAX, …);
+ * OUTBOX_BATCH_SIZE, KAFKA_FETCH_MAX_WAIT_MS, KAFKA_FETCH_MIN_BYTES, PARTITIONS_CONSUMED_CONCURRENTLY, DB_POOL_MAX, …);
  * topics, database, group and ports are the bench's. Progress goes to stderr, the report to
  * stdout ending with one machine-readable line, JSON to bench/results/runs/ (or --results-file).
  * Each step lives in a module of bench/pipeline/ (see bench/README.md).

@@ -51,7 +51,7 @@ export async function reportPipelineBench(result: PipelineReport): Promise<void>
   const lines = [
     `pipeline=${options.pipeline} relay=${options.relay} cores=${os.availableParallelism()} partitions=${settings.partitions} ` +
       `concurrency=${settings.partitionsConcurrently} API_BATCH_SIZE=${settings.apiBatchSize} ` +
-      `OUTBOX_BATCH_SIZE=${settings.outboxBatchSize} KAFKA_FETCH_MAX_WAIT_MS=${settings.fetchMaxWaitMs} ` +
+      `OUTBOX_BATCH_SIZE=${settings.outboxBatchSize} KAFKA_FETCH_MAX_WAIT_MS=${settings.fetchMaxWaitMs} KAFKA_FETCH_MIN_BYTES=${settings.fetchMinBytes} ` +
       `API_PROTOCOL=${settings.apiProtocol} load=${result.loadAtStart.map((l) => l.toFixed(1)).join("/")}`,
     `workload: ${result.workload.records} records = ${result.workload.distinctIds} products + ` +
       `${result.workload.updates} updates; ${result.workload.expectedEvents} events expected`,

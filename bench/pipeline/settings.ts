@@ -12,6 +12,7 @@ export interface Settings {
   apiBatchSize: number;
   apiBatchMaxBytes: number;
   fetchMaxWaitMs: number;
+  fetchMinBytes: number;
   outboxBatchSize: number;
   outboxPollIntervalMs: number;
   dbPoolMax: number;
@@ -36,6 +37,7 @@ export function readSettings(): Settings {
     apiBatchSize: scheduler.batchSize,
     apiBatchMaxBytes: scheduler.batchMaxBytes,
     fetchMaxWaitMs: scheduler.fetchMaxWaitMs,
+    fetchMinBytes: scheduler.fetchMinBytes,
     outboxBatchSize: api.outboxBatchSize,
     outboxPollIntervalMs: api.outboxPollIntervalMs,
     dbPoolMax: api.dbPoolMax,

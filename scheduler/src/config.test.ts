@@ -30,6 +30,14 @@ describe("scheduler configuration", () => {
     expect(config.retry).to.deep.equal({ initialDelayMs: 200, maxDelayMs: 2_000 });
   });
 
+  it("when nothing is set, then a fetch waits up to 25 ms for 64 KiB, and a fetch of nothing is refused", () => {
+    const config = loadSchedulerConfig({});
+    expect(config.fetchMaxWaitMs).to.equal(25);
+    expect(config.fetchMinBytes).to.equal(65_536);
+    expect(loadSchedulerConfig({ KAFKA_FETCH_MIN_BYTES: "1" }).fetchMinBytes).to.equal(1);
+    expect(() => loadSchedulerConfig({ KAFKA_FETCH_MIN_BYTES: "0" })).to.throw(ConfigError, /KAFKA_FETCH_MIN_BYTES/);
+  });
+
   it("when API_URL is the seed's collection URL, then only its origin is kept", () => {
     expect(normaliseApiUrl("http://api:8000/products/")).to.equal("http://api:8000");
     expect(normaliseApiUrl("http://api:8000/products")).to.equal("http://api:8000");

@@ -13,8 +13,18 @@ export interface SchedulerConfig {
   partitionsConcurrently: number;
   sessionTimeoutMs: number;
   heartbeatIntervalMs: number;
-  /** Longest time a fetch waits for data; also bounds how long stop() waits for an idle fetch. */
+  /**
+   * Longest time the broker holds a fetch until fetchMinBytes have arrived; also bounds how long
+   * stop() waits for an idle fetch.
+   */
   fetchMaxWaitMs: number;
+  /**
+   * Bytes a fetch waits for (up to fetchMaxWaitMs) before the broker answers. Above 1, a trickle of
+   * records comes in one call per wait instead of one per record, so the per-call cost of the
+   * whole pipeline (RPC, transaction, commit, relay transaction) is shared; under load the bytes
+   * are there at once and nothing waits.
+   */
+  fetchMinBytes: number;
   api: {
     /** Base URL of the API: origin plus any path prefix, without /products. */
     url: string;
@@ -91,7 +101,8 @@ export function loadSchedulerConfig(env: Env = process.env): SchedulerConfig {
     partitionsConcurrently: read.int("PARTITIONS_CONSUMED_CONCURRENTLY", kafka.partitions, 1, 1000),
     sessionTimeoutMs,
     heartbeatIntervalMs,
-    fetchMaxWaitMs: read.int("KAFKA_FETCH_MAX_WAIT_MS", 1_000, 10, 30_000),
+    fetchMaxWaitMs: read.int("KAFKA_FETCH_MAX_WAIT_MS", 25, 10, 30_000),
+    fetchMinBytes: read.int("KAFKA_FETCH_MIN_BYTES", 64 * 1024, 1, 64 * 1024 * 1024),
     api: {
       url: readApiUrl(read),
       protocol: read.oneOf("API_PROTOCOL", "grpc", API_PROTOCOLS),

@@ -105,6 +105,7 @@ export function createScheduler(config: SchedulerConfig, logger: Logger, options
           sessionTimeout: config.sessionTimeoutMs,
           heartbeatInterval: config.heartbeatIntervalMs,
           maxWaitTimeInMs: config.fetchMaxWaitMs,
+          minBytes: config.fetchMinBytes,
           allowAutoTopicCreation: false,
           retry: CONSUMER_RETRY,
         });

@@ -23,7 +23,6 @@ export async function startTestScheduler(options: {
     TRANSFORMED_TOPIC: options.topics.persisted,
     ERROR_TOPIC_NAME: options.topics.errors,
     KAFKA_GROUP_ID: groupId,
-    KAFKA_FETCH_MAX_WAIT_MS: "200",
     API_URL: options.apiUrl,
     API_TIMEOUT_MS: "5000",
     METRICS_PORT: "0",
