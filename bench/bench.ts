@@ -21,7 +21,7 @@ import { createInterface } from "node:readline";
 import { benchLog } from "./shared/bench-log.js";
 import { REPOSITORY_ROOT } from "./shared/environment.js";
 import { failureText, UsageError } from "./shared/usage-error.js";
-import { gitInfo, machineInfo, measureWakeCost, versions, WAKE_INTERVAL_MS } from "./suite/machine.js";
+import { gitInfo, machineInfo, measureWakeCost, versions, wakeCostSummary } from "./suite/machine.js";
 import { readSuiteOptions, type SuiteBench } from "./suite/options.js";
 import { outputDirs, stampOf, writeReport } from "./suite/report-files.js";
 import type { SuiteResults } from "./suite/results.js";
@@ -60,12 +60,7 @@ async function main(): Promise<void> {
     log(`wake-up cost not measured: ${failureText(error)}`);
     return undefined;
   });
-  if (wakeCost) {
-    log(
-      `wake-up cost: timer ${wakeCost.timerUs.toFixed(0)} µs, pg round trip ${wakeCost.pgRoundTripIdleUs.toFixed(0)} µs ` +
-        `every ${WAKE_INTERVAL_MS} ms, ${wakeCost.pgRoundTripBusyUs.toFixed(0)} µs back to back`,
-    );
-  }
+  if (wakeCost) log(`wake-up cost: ${wakeCostSummary(wakeCost, (us) => us.toFixed(0))}`);
   const results: Partial<SuiteResults> = {};
   const failures: SuiteResults["failures"] = [];
   const summaryLines: string[] = [];

@@ -267,8 +267,8 @@ async function waitForLeaders(
  * idempotent, one request in flight so that retries keep the order, topics never created by a send,
  * and by default the Java client's partitioner (keyPartitioner: murmur2 of the key, as kafkajs's
  * DefaultPartitioner but without its cost), so records of one key share a partition with what any
- * other client sends. With a transactionalId it is transactional: sends go
- * through producer.transaction(), and a producer that starts later with the same id fences this one.
+ * other client sends. With a transactionalId it is transactional: sends go through
+ * producer.transaction(), and a producer that starts later with the same id fences this one.
  */
 export function createIdempotentProducer(
   kafka: KafkaClient,

@@ -65,6 +65,14 @@ export function machineInfo(loadBefore: number[], loadAfter: number[], wakeCost?
   };
 }
 
+/** The three figures in one line, as the progress log and the report's machine table give them. */
+export function wakeCostSummary(cost: WakeCost, format: (us: number) => string): string {
+  return (
+    `timer ${format(cost.timerUs)} µs; PostgreSQL round trip ${format(cost.pgRoundTripIdleUs)} µs ` +
+    `every ${WAKE_INTERVAL_MS} ms, ${format(cost.pgRoundTripBusyUs)} µs back to back`
+  );
+}
+
 /** CPU per wake and per round trip (see WakeCost); takes about 5 s. */
 export async function measureWakeCost(): Promise<WakeCost> {
   const cpuUs = async (times: number, work: () => Promise<unknown>) => {

@@ -11,7 +11,7 @@ import {
   pipelineThroughputChart,
   ROLE_LABELS,
 } from "./charts.js";
-import { WAKE_INTERVAL_MS, type WakeCost } from "./machine.js";
+import { WAKE_INTERVAL_MS, type WakeCost, wakeCostSummary } from "./machine.js";
 import type { SuiteResults } from "./results.js";
 import { checkTargets } from "./targets.js";
 
@@ -87,15 +87,7 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
       [
         ["cores", `${machine.cores} × ${machine.cpuModel ?? "unknown CPU"}, ${machine.memoryGiB} GiB, ${machine.os}`],
         ["load average (1/5/15 min)", `before ${loads(machine.loadBefore)}, after ${loads(machine.loadAfter)}`],
-        ...(machine.wakeCost
-          ? [
-              [
-                "CPU per wake-up",
-                `timer ${formatNumber(machine.wakeCost.timerUs)} µs; PostgreSQL round trip ${formatNumber(machine.wakeCost.pgRoundTripIdleUs)} µs ` +
-                  `every ${WAKE_INTERVAL_MS} ms, ${formatNumber(machine.wakeCost.pgRoundTripBusyUs)} µs back to back`,
-              ],
-            ]
-          : []),
+        ...(machine.wakeCost ? [["CPU per wake-up", wakeCostSummary(machine.wakeCost, formatNumber)]] : []),
         [
           "versions",
           `Node ${versions.node}, PostgreSQL ${versions.postgres ?? "unknown"}, Kafka ${versions.kafka ?? "unknown"}, kafkajs ${versions.kafkajs ?? "unknown"}`,
@@ -206,12 +198,13 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
       ),
       "",
     );
-    const batching = pipeline.latencies
-      .filter((l) => l.calls)
-      .map(
-        (l) =>
-          `at ${formatNumber(l.ratePerS)}/s ${formatNumber(l.calls?.calls ?? 0)} calls of ${formatNumber(l.calls?.recordsPerCall ?? 0)} records`,
-      );
+    const batching = pipeline.latencies.flatMap(({ ratePerS, calls }) =>
+      calls
+        ? [
+            `at ${formatNumber(ratePerS)}/s ${formatNumber(calls.calls)} calls of ${formatNumber(calls.recordsPerCall)} records`,
+          ]
+        : [],
+    );
     if (batching.length > 0) lines.push(`Scheduler calls: ${batching.join("; ")}.`, "");
     if (machine.wakeCost) lines.push(wakeCostText(machine.wakeCost), "");
   }
