@@ -30,6 +30,12 @@ async function main(): Promise<void> {
   const options = readApiBenchOptions(process.argv.slice(2));
   const database = disposableDatabase(BENCH_POSTGRES_URL, "products_bench");
   const apiEnv = {
+    // The API's database settings (DB_POOL_MAX, DB_WRITE_CONCURRENCY, …) as the caller set them.
+    ...Object.fromEntries(
+      Object.entries(process.env).flatMap(([name, value]) =>
+        name.startsWith("DB_") && value !== undefined ? [[name, value]] : [],
+      ),
+    ),
     PORT: "0",
     HOST: "127.0.0.1",
     DATABASE_URL: database.url,

@@ -14,6 +14,8 @@ export interface ApiResultsFile {
   finishedAt: string;
   options: ApiBenchOptions;
   dbPoolMax: number;
+  /** Upserts of single creates in flight at once (DB_WRITE_CONCURRENCY); absent in files before 2026-12-02. */
+  dbWriteConcurrency?: number;
   serverWarmUpErrors: { count: number; samples: { message: string; count: number }[] };
   machine: { cores: number; cpu: string | undefined; node: string };
   sql: typeof UPSERT_STATEMENT;
@@ -67,6 +69,7 @@ export async function reportApiBench(
     finishedAt: finishedAt.toISOString(),
     options,
     dbPoolMax: config.dbPoolMax,
+    dbWriteConcurrency: config.dbWriteConcurrency,
     serverWarmUpErrors: { count: serverWarmUpErrors.count, samples: serverWarmUpErrors.samples() },
     machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version },
     sql: UPSERT_STATEMENT,

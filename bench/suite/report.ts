@@ -159,7 +159,7 @@ export function renderReport(results: SuiteResults, chartDir: string): RenderedR
         ]),
       ),
       "",
-      `${api.options.concurrency} concurrent clients, ${api.options.rounds} rounds of ${(api.options.durationS / api.options.rounds).toFixed(1)} s each, pool ${api.dbPoolMax}.`,
+      `${api.options.concurrency} concurrent clients, ${api.options.rounds} rounds of ${(api.options.durationS / api.options.rounds).toFixed(1)} s each, pool ${api.dbPoolMax}${api.dbWriteConcurrency === undefined ? "" : `, ${api.dbWriteConcurrency} upserts in flight`}.`,
       "",
     );
   }
