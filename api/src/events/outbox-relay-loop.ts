@@ -135,8 +135,8 @@ export const RELAY_TIMING_DEFAULTS = {
 
 const realTiming: RelayTiming = { sleep, random: Math.random };
 
-/** Consecutive events, each chunk at most maxBytes (or a single event). */
-function chunksOf<E extends EncodedEvent>(events: readonly E[], maxBytes: number): E[][] {
+/** Consecutive events, each chunk at most maxBytes (or a single event): one produce request each. */
+export function chunksOf<E extends EncodedEvent>(events: readonly E[], maxBytes: number): E[][] {
   const chunks: E[][] = [];
   let chunk: E[] = [];
   let bytes = 0;
