@@ -308,16 +308,26 @@ export async function runScenario(scenario: Scenario, settings: RunSettings): Pr
   return result;
 }
 
-/** Whether, within timeoutMs, the group committed everything in the input and the outbox emptied. */
+/**
+ * Whether, within timeoutMs, the group committed everything in the input and the outbox emptied,
+ * in a sample begun after this call: one already under way may have read the input's end before
+ * the last sends, and so have seen an empty pipeline before the records arrived.
+ */
 async function untilDrained(sampler: ReturnType<typeof startSampler>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
+  const calledAt = Date.now();
+  const deadline = calledAt + timeoutMs;
   let seen = sampler.samples.length;
   while (Date.now() < deadline) {
     const fresh = sampler.samples.slice(seen);
     seen += fresh.length;
     if (
       fresh.some(
-        (s) => s.committed !== undefined && s.inputEnd !== undefined && s.committed >= s.inputEnd && s.outbox === 0,
+        (s) =>
+          s.t >= calledAt &&
+          s.committed !== undefined &&
+          s.inputEnd !== undefined &&
+          s.committed >= s.inputEnd &&
+          s.outbox === 0,
       )
     ) {
       return true;
