@@ -1,20 +1,16 @@
 import { performance } from "node:perf_hooks";
 import pg from "pg";
-import { pino } from "pino";
 import type { Product } from "#gen/products/v1/product_pb.js";
-import { createKnex, ensureDatabaseExists, pgTypes } from "../../api/src/db/database.js";
-import { migrateToLatest } from "../../api/src/db/migrations.js";
+import { pgTypes } from "../../api/src/db/database.js";
 import { splitIntoRounds, UPSERT_STATEMENT, upsertBindings } from "../../api/src/products/product-repository.js";
 import { parseRecord } from "../../scheduler/src/message.js";
-import { disposableDatabase } from "../../test/support/disposable-database.js";
 import { BENCH_POSTGRES_URL } from "../shared/environment.js";
+import { migratedDatabase } from "../shared/migrated-database.js";
 import { openCpuWindow } from "./cpu-window.js";
 import { untilCount } from "./progress.js";
 import { type RateResult, rateResult } from "./rate-result.js";
 import type { Settings } from "./settings.js";
 import type { Workload, WorkRecord } from "./workload.js";
-
-const silentLogger = pino({ level: "silent" });
 
 /**
  * The database side alone: the API's prepared UPSERT_STATEMENT (row and outbox event in one
@@ -26,18 +22,8 @@ export async function measurePgCeiling(
   workload: Workload,
   settings: Settings,
 ): Promise<RateResult & { concurrency: number }> {
-  const database = disposableDatabase(BENCH_POSTGRES_URL, "products_bench_pg");
+  const database = await migratedDatabase(BENCH_POSTGRES_URL, "products_bench_pg");
   try {
-    await ensureDatabaseExists(database.url, silentLogger);
-    const knex = createKnex(
-      { url: database.url, poolMax: 1, connectTimeoutMs: 10_000, statementTimeoutMs: 120_000 },
-      silentLogger,
-    );
-    try {
-      await migrateToLatest(knex);
-    } finally {
-      await knex.destroy();
-    }
     const concurrency = Math.min(settings.partitionsConcurrently, settings.partitions);
     const pool = new pg.Pool({
       connectionString: database.url,

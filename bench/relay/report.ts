@@ -21,7 +21,7 @@ export function relayStageLines(result: RelayStagesResult): string[] {
     ),
     row("delete batch", cost.delete, "pg client"),
     row("relay process, all stages", cost.client),
-    row("PostgreSQL", cost.pg, "all its processes, during the reads and deletes"),
+    row("PostgreSQL", cost.pg, "all its processes, over the measured batches (the reads and deletes)"),
   ];
 }
 

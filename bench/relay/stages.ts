@@ -5,16 +5,15 @@ import { pino } from "pino";
 import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
 import { SourcePositionSchema } from "#gen/products/v1/product_pb.js";
 import { keyPartitioner } from "#platform/key-partitioner.js";
-import { createKnex, ensureDatabaseExists } from "../../api/src/db/database.js";
-import { migrateToLatest } from "../../api/src/db/migrations.js";
+import { createKnex } from "../../api/src/db/database.js";
 import { type KafkaEvent, recordBytes } from "../../api/src/events/kafka-event-publisher.js";
 import { chunksOf } from "../../api/src/events/outbox-relay-loop.js";
 import { createPgOutboxStore } from "../../api/src/events/pg-outbox-store.js";
 import { toEventRecord } from "../../api/src/events/product-persisted.js";
 import { createProductRepository, type ProductWrite } from "../../api/src/products/product-repository.js";
 import { parseRecord } from "../../scheduler/src/message.js";
-import { disposableDatabase } from "../../test/support/disposable-database.js";
 import { generateWorkload } from "../pipeline/workload.js";
+import { migratedDatabase } from "../shared/migrated-database.js";
 import { allProcessesCpu } from "../shared/proc-cpu.js";
 
 /**
@@ -82,7 +81,7 @@ export interface RelayStageCosts {
   delete: number;
   /** read + event + grouping + kafkaEncode + delete. */
   client: number;
-  /** PostgreSQL's CPU over the measured reads and deletes, per event; undefined without /proc. */
+  /** PostgreSQL's CPU (all its processes) over the measured batches, per event; undefined without /proc. */
   pg: number | undefined;
 }
 
@@ -131,14 +130,12 @@ async function postgresSeconds(): Promise<number | undefined> {
  */
 export async function measureRelayStages(options: RelayStagesOptions): Promise<RelayStagesResult> {
   const logger = pino({ level: "silent" });
-  const database = disposableDatabase(options.databaseServerUrl, options.databasePrefix ?? "products_bench_relay");
-  await ensureDatabaseExists(database.url, logger);
+  const database = await migratedDatabase(options.databaseServerUrl, options.databasePrefix ?? "products_bench_relay");
   const knex = createKnex(
     { url: database.url, poolMax: 2, connectTimeoutMs: 10_000, statementTimeoutMs: 120_000 },
     logger,
   );
   try {
-    await migrateToLatest(knex);
     const repository = createProductRepository(knex);
     const workload = generateWorkload(options.records, "relay", options.partitions);
     const writes = workload.records.map((record, offset): ProductWrite => {
@@ -200,15 +197,14 @@ export async function measureRelayStages(options: RelayStagesOptions): Promise<R
     let measuredEvents = 0;
     let requestBytes = 0;
     let requestCount = 0;
-    let pgSeconds: number | undefined = 0;
+    // PostgreSQL works only in the reads and deletes: its CPU over the measured batches is theirs.
+    let pgAtStart = options.warmupBatches === 0 ? await postgresSeconds() : undefined;
     for (;;) {
-      const pgBefore = await postgresSeconds();
       let rows: Awaited<ReturnType<typeof session.readBatch>> = [];
       const read = await cpuOf(async () => {
         rows = await session.readBatch(options.batchSize);
       });
       if (rows.length === 0) break;
-      const pgAfterRead = await postgresSeconds();
       let encoded: KafkaEvent[] = [];
       const event = await meanCpuOf(() => {
         encoded = rows.map((row) => {
@@ -241,9 +237,7 @@ export async function measureRelayStages(options: RelayStagesOptions): Promise<R
       const kafkaEncodeWithoutHeaders = await meanCpuOf(async () => {
         for (const grouped of headerless) await encodeRequest(grouped);
       }, options.repeat);
-      const pgBeforeDelete = await postgresSeconds();
       const deleted = await cpuOf(() => session.deleteIds(rows.map((row) => row.id)));
-      const pgAfter = await postgresSeconds();
 
       batches++;
       requestCount += requests.length;
@@ -258,17 +252,11 @@ export async function measureRelayStages(options: RelayStagesOptions): Promise<R
         spent.kafkaEncode += kafkaEncode;
         spent.kafkaEncodeWithoutHeaders += kafkaEncodeWithoutHeaders;
         spent.delete += deleted;
-        pgSeconds =
-          pgSeconds === undefined ||
-          pgBefore === undefined ||
-          pgAfterRead === undefined ||
-          pgBeforeDelete === undefined ||
-          pgAfter === undefined
-            ? undefined
-            : pgSeconds + (pgAfterRead - pgBefore) + (pgAfter - pgBeforeDelete);
       }
+      if (batches === options.warmupBatches) pgAtStart = await postgresSeconds();
       options.onBatch?.(batches, events);
     }
+    const pgAtEnd = await postgresSeconds();
     await session.close();
     if (events !== workload.expectedEvents) {
       throw new Error(`the outbox held ${events} events, the workload expects ${workload.expectedEvents}`);
@@ -293,7 +281,7 @@ export async function measureRelayStages(options: RelayStagesOptions): Promise<R
         kafkaEncodeWithoutHeaders: per(spent.kafkaEncodeWithoutHeaders),
         delete: per(spent.delete),
         client: per(client),
-        pg: pgSeconds === undefined ? undefined : per(pgSeconds * 1e6),
+        pg: pgAtStart === undefined || pgAtEnd === undefined ? undefined : per((pgAtEnd - pgAtStart) * 1e6),
       },
     };
   } finally {
