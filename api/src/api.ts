@@ -198,6 +198,8 @@ function createExpressApp(
     });
     next();
   });
+  // The product routes first: every create walks the layers mounted before them.
+  app.use(createHttpTranscoder(productHttp, { impl, isAuthorized, maxBodyBytes: config.maxBodyBytes }));
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
@@ -209,6 +211,5 @@ function createExpressApp(
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use(createDocsRouter(buildOpenApiDocument(productHttp)));
-  app.use(createHttpTranscoder(productHttp, { impl, isAuthorized, maxBodyBytes: config.maxBodyBytes }));
   return app;
 }

@@ -9,19 +9,11 @@ import {
 } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import {
-  Code,
-  ConnectError,
-  createHandlerContext,
-  createServiceImplSpec,
-  type HandlerContext,
-  type MethodImplSpec,
-  type ServiceImpl,
-} from "@connectrpc/connect";
+import { Code, ConnectError, createServiceImplSpec, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
 import { type FieldViolation, invalidArgumentMessage } from "../errors.js";
-import { CALL_COMPLETED } from "../rpc/grpc-unary-protocol.js";
+import { CALL_COMPLETED, type CallContext, createCallContext } from "../rpc/call-context.js";
 import { toHttpError } from "./http-error.js";
 import { createHttpJson, fieldValue, type HttpJson, type HttpJsonCodec, setFieldValue } from "./http-json.js";
 import { type HttpRoute, httpRoutes } from "./http-routes.js";
@@ -301,28 +293,22 @@ function invalidArgument(subject: string, violations: FieldViolation[]): Connect
 }
 
 /** A context like the RPC protocols give handlers, aborted when the client goes away or the call ends. */
-function handlerContext(
-  service: DescService,
-  method: DescMethod,
-  req: Request,
-  res: Response,
-): HandlerContext & { abort(reason?: unknown): void } {
+function handlerContext(service: DescService, method: DescMethod, req: Request, res: Response): CallContext {
   const requestHeader = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (Array.isArray(value)) for (const item of value) requestHeader.append(name, item);
     else if (value !== undefined) requestHeader.append(name, value);
   }
-  const closed = new AbortController();
-  res.once("close", () => {
-    if (!res.writableFinished) closed.abort(new ConnectError("the client closed the request", Code.Canceled));
-  });
-  return createHandlerContext({
+  const context = createCallContext({
     service,
     method,
     protocolName: "rest",
     requestMethod: req.method,
     url: `${req.protocol}://${req.get("host") ?? "localhost"}${req.originalUrl}`,
     requestHeader,
-    requestSignal: closed.signal,
   });
+  res.once("close", () => {
+    if (!res.writableFinished) context.abort(new ConnectError("the client closed the request", Code.Canceled));
+  });
+  return context;
 }

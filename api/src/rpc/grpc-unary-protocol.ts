@@ -1,4 +1,4 @@
-import { Code, ConnectError, createHandlerContext, type MethodImplSpec } from "@connectrpc/connect";
+import { Code, ConnectError, type MethodImplSpec } from "@connectrpc/connect";
 import {
   assertByteStreamRequest,
   compressionNegotiate,
@@ -32,16 +32,10 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { CALL_COMPLETED, createCallContext } from "./call-context.js";
 
 /** Envelope header: one byte of flags, four bytes of message length (gRPC over HTTP/2, "Length-Prefixed-Message"). */
 const ENVELOPE_HEADER_BYTES = 5;
-
-/**
- * Signals that a call is over (here and in the REST transcoder). Aborting a signal without a reason
- * makes Node build a DOMException (with a stack trace) on every call; the reason says the same
- * thing for free.
- */
-export const CALL_COMPLETED = new ConnectError("the call has completed", Code.Canceled);
 
 /**
  * The gRPC protocol for connect-es routers, with unary methods served by a direct handler.
@@ -84,18 +78,18 @@ function createUnaryHandler(opt: UniversalHandlerOptions, spec: MethodImplSpec &
     if (type === undefined) return uResponseUnsupportedMediaType;
     if (req.method !== "POST") return uResponseMethodNotAllowed;
     const timeout = parseTimeout(req.header.get(headerTimeout), opt.maxTimeoutMs);
-    const context = createHandlerContext({
-      ...spec,
+    const context = createCallContext({
       service: spec.method.parent,
+      method: spec.method,
       requestMethod: req.method,
       protocolName: "grpc",
       timeoutMs: timeout.timeoutMs,
-      shutdownSignal: opt.shutdownSignal,
       requestSignal: req.signal,
+      shutdownSignal: opt.shutdownSignal,
       requestHeader: req.header,
       url: req.url,
-      responseHeader: { [headerContentType]: type.binary ? contentTypeProto : contentTypeJson },
-      responseTrailer: { [headerGrpcStatus]: grpcStatusOk },
+      responseHeader: new Headers({ [headerContentType]: type.binary ? contentTypeProto : contentTypeJson }),
+      responseTrailer: new Headers({ [headerGrpcStatus]: grpcStatusOk }),
       contextValues: req.contextValues,
     });
     const compression = compressionNegotiate(
