@@ -18,7 +18,7 @@
 import os from "node:os";
 import { loadApiConfig } from "../api/src/config.js";
 import { disposableDatabase } from "../test/support/disposable-database.js";
-import { type BenchServer, startApiServer } from "./api/api-server.js";
+import { type BenchServer, benchApiEnv, startApiServer } from "./api/api-server.js";
 import { log } from "./api/log.js";
 import { readApiBenchOptions } from "./api/options.js";
 import { runPhases, warmUpServer } from "./api/phases.js";
@@ -29,22 +29,7 @@ import { failureText } from "./shared/usage-error.js";
 async function main(): Promise<void> {
   const options = readApiBenchOptions(process.argv.slice(2));
   const database = disposableDatabase(BENCH_POSTGRES_URL, "products_bench");
-  const apiEnv = {
-    // The API's database settings (DB_POOL_MAX, DB_WRITE_CONCURRENCY, …) as the caller set them.
-    ...Object.fromEntries(
-      Object.entries(process.env).flatMap(([name, value]) =>
-        name.startsWith("DB_") && value !== undefined ? [[name, value]] : [],
-      ),
-    ),
-    PORT: "0",
-    HOST: "127.0.0.1",
-    DATABASE_URL: database.url,
-    LOG_LEVEL: "silent",
-    SHUTDOWN_TIMEOUT_MS: "2000",
-    // The relay publishes the outbox to Kafka after the fact: not part of a create, and the bench
-    // must not publish to whatever broker runs on this machine. The outbox rows are still written.
-    OUTBOX_RELAY: "false",
-  };
+  const apiEnv = benchApiEnv(database.url);
   const config = loadApiConfig(apiEnv);
   log(
     `${options.server === "inproc" ? "API and load generator share this Node process" : "API runs in a child process"}` +

@@ -6,6 +6,28 @@ import { BENCH_PORT_RANGE } from "../shared/environment.js";
 import { startHttpService } from "../shared/service-process.js";
 import type { ApiBenchOptions } from "./options.js";
 
+/**
+ * The API's environment under a bench: a database of its own, silent, and the caller's database
+ * settings (DB_POOL_MAX, DB_WRITE_CONCURRENCY, …) passed through.
+ */
+export function benchApiEnv(databaseUrl: string): Record<string, string> {
+  return {
+    ...Object.fromEntries(
+      Object.entries(process.env).flatMap(([name, value]) =>
+        name.startsWith("DB_") && value !== undefined ? [[name, value]] : [],
+      ),
+    ),
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATABASE_URL: databaseUrl,
+    LOG_LEVEL: "silent",
+    SHUTDOWN_TIMEOUT_MS: "2000",
+    // The relay publishes the outbox to Kafka after the fact: not part of a create, and the bench
+    // must not publish to whatever broker runs on this machine. The outbox rows are still written.
+    OUTBOX_RELAY: "false",
+  };
+}
+
 /** The API under load, wherever it runs. */
 export interface BenchServer {
   url: string;

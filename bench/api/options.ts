@@ -3,6 +3,9 @@ import { parseArgsOrThrowUsage, UsageError } from "../shared/usage-error.js";
 export const PHASES = ["baseline", "rest", "grpc"] as const;
 export const SERVER_MODES = ["inproc", "child"] as const;
 
+/** The flags `npm run api` starts the API with: the API child's by default. */
+export const DEFAULT_SERVER_NODE_ARGS = ["--max-semi-space-size=32"];
+
 export type PhaseName = (typeof PHASES)[number];
 export type ServerMode = (typeof SERVER_MODES)[number];
 
@@ -33,8 +36,7 @@ export function readApiBenchOptions(args: string[]): ApiBenchOptions {
     "server-warmup": { type: "string", default: "10" },
     concurrency: { type: "string", default: "64" },
     server: { type: "string", default: "child" },
-    // The flags `npm run api` starts the API with.
-    "server-node-args": { type: "string", default: "--max-semi-space-size=32" },
+    "server-node-args": { type: "string", default: DEFAULT_SERVER_NODE_ARGS.join(" ") },
     phases: { type: "string", default: PHASES.join(",") },
     "results-file": { type: "string" },
   });

@@ -95,7 +95,10 @@ function summarize(name: PhaseName, turns: Turn[]): PhaseResult {
  * and Connect paths (REST ran at a third of its steady rate in its first seconds). Both paths are
  * driven together, unmeasured, so the phases compare steady states.
  */
-export async function warmUpServer(options: ApiBenchOptions, apiUrl: string): Promise<ErrorTally> {
+export async function warmUpServer(
+  options: Pick<ApiBenchOptions, "serverWarmupS" | "phases" | "concurrency">,
+  apiUrl: string,
+): Promise<ErrorTally> {
   const errors = new ErrorTally();
   if (options.serverWarmupS === 0 || !options.phases.some((phase) => phase !== "baseline")) return errors;
   const rest = createRestLoad(apiUrl, options.concurrency);
