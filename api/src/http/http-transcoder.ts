@@ -78,7 +78,8 @@ export function createHttpTranscoder<S extends DescService>(
       handlers.push((req, res, next) => {
         if (isAuthorized(req.get("authorization"))) return next();
         const { status, body } = toHttpError(new ConnectError("missing or invalid bearer token", Code.Unauthenticated));
-        res.status(status).set("WWW-Authenticate", "Bearer").json(body);
+        res.setHeader("WWW-Authenticate", "Bearer");
+        sendJson(res, status, body);
       });
     }
     if (route.body !== "") handlers.push(readJsonBody(subject, readBody));
@@ -93,7 +94,7 @@ export function createHttpTranscoder<S extends DescService>(
         const body = route.responseField
           ? json.writeField(route.responseField, response)
           : json.write(method.output, response);
-        res.status(successStatus?.(response) ?? 200).json(body);
+        sendJson(res, successStatus?.(response) ?? 200, body);
       } finally {
         context.abort(CALL_COMPLETED);
       }
@@ -104,9 +105,22 @@ export function createHttpTranscoder<S extends DescService>(
   router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     const { status, body } = toHttpError(error);
-    res.status(status).json(body);
+    sendJson(res, status, body);
   });
   return router;
+}
+
+/**
+ * What `res.status(status).json(body)` sends, written with Node's own calls: on every answer
+ * express's `json` and `send` also look up app settings, re-parse the content type to set its
+ * charset and check the request's freshness, none of which applies here (no ETags, no caching).
+ */
+function sendJson(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  if (!res.hasHeader("Content-Type")) res.setHeader("Content-Type", "application/json; charset=utf-8");
+  res.setHeader("Content-Length", Buffer.byteLength(text));
+  res.end(text);
 }
 
 /**
@@ -116,7 +130,7 @@ export function createHttpTranscoder<S extends DescService>(
  */
 function readJsonBody(subject: string, readBody: express.RequestHandler): express.RequestHandler {
   const refuse = (res: Response, status: number, error: ConnectError) => {
-    res.status(status).json(toHttpError(error).body);
+    sendJson(res, status, toHttpError(error).body);
   };
   return (req, res, next) => {
     const contentType = req.get("content-type");
