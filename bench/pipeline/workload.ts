@@ -1,6 +1,10 @@
 import { performance } from "node:perf_hooks";
+import { create } from "@bufbuild/protobuf";
 import type { Message, Producer } from "kafkajs";
+import { SourcePositionSchema } from "#gen/products/v1/product_pb.js";
 import { keyPartitioner } from "#platform/key-partitioner.js";
+import type { ProductWrite } from "../../api/src/products/product-repository.js";
+import { parseRecord } from "../../scheduler/src/message.js";
 import { createRandom, generateProduct, type SeedProduct, updateOf } from "../../scripts/seed-messages.js";
 import { openCpuWindow } from "./cpu-window.js";
 import { everySecond, rateMeter } from "./progress.js";
@@ -113,4 +117,21 @@ export async function preloadInput(producer: Producer, topic: string, records: W
     stop();
   }
   return rateResult(records.length, (performance.now() - started) / 1000, await cpu());
+}
+
+/**
+ * The workload's records as the scheduler turns them into writes: its own parser's product, and
+ * the record's Kafka position (its index as the offset), for benches that write without a broker.
+ */
+export function productWrites(workload: Workload): ProductWrite[] {
+  return workload.records.map((record, offset) => {
+    const parsed = parseRecord({ value: Buffer.from(record.value), timestamp: String(record.timestamp) });
+    if (!parsed.ok) throw new Error(`workload record ${record.product.productId}: ${parsed.error.message}`);
+    const source = create(SourcePositionSchema, {
+      topic: "cadastro-produtos",
+      partition: record.partition,
+      offset: BigInt(offset),
+    });
+    return { product: parsed.product, source };
+  });
 }

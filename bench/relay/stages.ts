@@ -1,18 +1,16 @@
 import { createRequire } from "node:module";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Message, PartitionerArgs } from "kafkajs";
 import { pino } from "pino";
 import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
-import { SourcePositionSchema } from "#gen/products/v1/product_pb.js";
 import { keyPartitioner } from "#platform/key-partitioner.js";
 import { createKnex } from "../../api/src/db/database.js";
 import { type KafkaEvent, recordBytes } from "../../api/src/events/kafka-event-publisher.js";
 import { chunksOf } from "../../api/src/events/outbox-relay-loop.js";
 import { createPgOutboxStore } from "../../api/src/events/pg-outbox-store.js";
 import { toEventRecord } from "../../api/src/events/product-persisted.js";
-import { createProductRepository, type ProductWrite } from "../../api/src/products/product-repository.js";
-import { parseRecord } from "../../scheduler/src/message.js";
-import { generateWorkload } from "../pipeline/workload.js";
+import { createProductRepository } from "../../api/src/products/product-repository.js";
+import { generateWorkload, productWrites } from "../pipeline/workload.js";
 import { migratedDatabase } from "../shared/migrated-database.js";
 import { allProcessesCpu } from "../shared/proc-cpu.js";
 
@@ -138,16 +136,7 @@ export async function measureRelayStages(options: RelayStagesOptions): Promise<R
   try {
     const repository = createProductRepository(knex);
     const workload = generateWorkload(options.records, "relay", options.partitions);
-    const writes = workload.records.map((record, offset): ProductWrite => {
-      const parsed = parseRecord({ value: Buffer.from(record.value), timestamp: String(record.timestamp) });
-      if (!parsed.ok) throw new Error(`workload record ${record.product.productId}: ${parsed.error.message}`);
-      const source = create(SourcePositionSchema, {
-        topic: "cadastro-produtos",
-        partition: record.partition,
-        offset: BigInt(offset),
-      });
-      return { product: parsed.product, source };
-    });
+    const writes = productWrites(workload);
     for (let index = 0; index < writes.length; index += 500) {
       await repository.upsert(writes.slice(index, index + 500), "outcome");
     }

@@ -6,6 +6,8 @@ const CLOCK_TICKS_PER_S = 100;
 export interface ProcessCpu {
   /** The executable's name (comm), e.g. "postgres" or "java". */
   comm: string;
+  /** The parent's pid: a PostgreSQL server's processes are the postmaster's children. */
+  ppid: number;
   /** User + system CPU seconds since the process started. */
   seconds: number;
 }
@@ -19,6 +21,7 @@ export async function processCpu(pid: number | string): Promise<ProcessCpu | und
     const fields = stat.slice(close + 2).split(" ");
     return {
       comm: stat.slice(stat.indexOf("(") + 1, close),
+      ppid: Number(fields[1]),
       seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S,
     };
   } catch {

@@ -28,6 +28,8 @@ export interface EmbeddedDatabase {
 export interface EmbeddedPostgresOptions {
   /** Longest wait for the server to accept connections (start, or a reused one still starting). */
   startTimeoutMs?: number;
+  /** Server settings for this start, as `-c name=value` pairs (a reused server keeps its own). */
+  settings?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -85,6 +87,7 @@ export async function startEmbeddedPostgres(
     createPostgresUser: process.getuid?.() === 0,
     onLog: remember,
     onError: remember,
+    postgresFlags: Object.entries(options.settings ?? {}).flatMap(([name, value]) => ["-c", `${name}=${value}`]),
   });
   if (!existsSync(join(databaseDir, "PG_VERSION"))) {
     logger.info({ databaseDir }, "initialising embedded PostgreSQL");
