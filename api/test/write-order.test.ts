@@ -46,13 +46,17 @@ describe("the order of writes to one product @integration", () => {
         .where({ id })
     )[0];
   const eventsOf = async (id: string) =>
-    (await api.knex("product_events").where({ product_id: id }).orderBy("id").select("version", "product")).map(
-      (e: { version: number; product: { quantity: number; source_offset: string | null } }) => ({
-        version: e.version,
-        quantity: e.product.quantity,
-        offset: e.product.source_offset,
-      }),
-    );
+    (
+      await api
+        .knex("product_events")
+        .where({ product_id: id })
+        .orderBy("id")
+        .select("version", "quantity", api.knex.raw("source_offset::text AS source_offset"))
+    ).map((e: { version: number; quantity: number; source_offset: string | null }) => ({
+      version: e.version,
+      quantity: e.quantity,
+      offset: e.source_offset,
+    }));
 
   describe("when four updates of one id share a timestamp (kafkajs stamps one produce request with one Date.now())", () => {
     const id = uniqueId("tied");

@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { pgTypes } from "../../api/src/db/database.js";
 import { createPgOutboxStore } from "../../api/src/events/pg-outbox-store.js";
 import {
+  EVENT_PRODUCT_COLUMNS,
   type ProductWrite,
   splitIntoRounds,
   UPSERT_SQL,
@@ -15,67 +16,54 @@ import { allProcessesCpu } from "../shared/proc-cpu.js";
 /**
  * How a write's event reaches the relay:
  * - none: no event at all (the upsert alone: what an event adds is the difference);
- * - outbox: the production statement, the product as a jsonb document in a product_events row,
- *   read in id order and deleted by the production outbox session;
- * - columns: the same outbox with the product in typed columns instead of a document;
+ * - outbox: the production statement, the product in typed columns of a product_events row, read
+ *   in id order and deleted by the production outbox session;
+ * - document: the same outbox with the product as a jsonb document instead, as this project wrote
+ *   it until the migration 20261203000000_outbox_product_columns, read as it was then;
  * - wal: no row; the document as a transactional logical message (pg_logical_emit_message), read
  *   back in commit order from a logical replication slot (pgoutput) and acknowledged by advancing it.
  */
-export type OutboxDesign = "none" | "outbox" | "columns" | "wal";
-export const OUTBOX_DESIGNS: readonly OutboxDesign[] = ["none", "outbox", "columns", "wal"];
+export type OutboxDesign = "none" | "outbox" | "document" | "wal";
+export const OUTBOX_DESIGNS: readonly OutboxDesign[] = ["none", "outbox", "document", "wal"];
 
-/** The product columns the columns design copies into product_events (its own id and version are there). */
-const COPIED_COLUMNS = [
-  "name",
-  "description",
-  "amount",
-  "currency",
-  "quantity",
-  "availability_at",
-  "category",
-  "created_at",
-  "updated_at",
-  "source_topic",
-  "source_partition",
-  "source_offset",
-];
 const MESSAGE_PREFIX = "product_events";
 const PUBLICATION = "bench_outbox_no_tables";
 
-/** A part of UPSERT_SQL this bench rewrites; its absence means the statement changed and so must this bench. */
-function partOf(sql: string, start: string, end: string, from = 0): { at: number; text: string } {
-  const at = sql.indexOf(start, from);
-  const stop = at < 0 ? -1 : sql.indexOf(end, at + start.length);
-  if (at < 0 || stop < 0) {
-    throw new Error(
-      `UPSERT_SQL no longer holds ${JSON.stringify(start)} … ${JSON.stringify(end)}: update bench/outbox`,
-    );
-  }
-  return { at, text: sql.slice(at + start.length, stop) };
+/** The product as one jsonb document, from the columns a write returns (the amount as text, exact). */
+const DOCUMENT = `jsonb_build_object(${["id", ...EVENT_PRODUCT_COLUMNS]
+  .map((c) => `'${c}', ${c === "amount" ? "amount::text" : c}`)
+  .join(", ")})`;
+
+/** The upsert's events clause; its absence means the statement changed, and so must this bench. */
+const EVENTS_CLAUSE = UPSERT_SQL.indexOf("), outbox AS (");
+if (EVENTS_CLAUSE < 0 || !UPSERT_SQL.trimEnd().endsWith("SELECT * FROM written")) {
+  throw new Error("UPSERT_SQL no longer ends with its outbox clause and SELECT * FROM written: update bench/outbox");
 }
 
 /** The production upsert with its events clause replaced by the design's ("?" placeholders, as UPSERT_SQL). */
 export function designUpsertSql(design: OutboxDesign): string {
-  if (design === "outbox") return UPSERT_SQL;
-  const outbox = partOf(UPSERT_SQL, "), outbox AS (", "\nSELECT * FROM written");
-  const head = UPSERT_SQL.slice(0, outbox.at);
-  const document = partOf(outbox.text, "SELECT id, version, ", "\n  FROM written WHERE changed ORDER BY id").text;
-  if (design === "none") return `${head})\nSELECT * FROM written`;
-  if (design === "columns") {
-    const values = COPIED_COLUMNS.map((c) => (c === "source_offset" ? "source_offset::bigint" : c));
-    return `${head}), outbox AS (
-  INSERT INTO product_events (product_id, version, ${COPIED_COLUMNS.join(", ")})
-  SELECT id, version, ${values.join(", ")} FROM written WHERE changed ORDER BY id
+  const written = UPSERT_SQL.slice(0, EVENTS_CLAUSE);
+  switch (design) {
+    case "outbox":
+      return UPSERT_SQL;
+    case "none":
+      return `${written})\nSELECT * FROM written`;
+    case "document":
+      return `${written}), outbox AS (
+  INSERT INTO product_events (product_id, version, product)
+  SELECT id, version, ${DOCUMENT}
+  FROM written WHERE changed ORDER BY id
 )
 SELECT * FROM written`;
-  }
-  // A CTE that modifies nothing runs only when referenced: the final SELECT references it once.
-  return `${head}), events AS (
+    case "wal":
+      // A CTE that modifies nothing runs only when referenced: the final SELECT references it once.
+      return `${written}), events AS (
   SELECT pg_logical_emit_message(true, '${MESSAGE_PREFIX}', jsonb_build_object('event_id', gen_random_uuid(),
-    'product_id', id, 'persisted_at', now(), 'product', ${document})::text)
+    'product_id', id, 'persisted_at', now(), 'product', ${DOCUMENT})::text)
   FROM written WHERE changed ORDER BY id
 )
 SELECT * FROM written WHERE (SELECT count(*) FROM events) >= 0`;
+  }
 }
 
 /** "?" placeholders as "$1", "$2", … (UPSERT_SQL has no other question mark). */
@@ -162,7 +150,6 @@ export async function measureOutboxDesign(
   let slotCreated = false;
   await writer.connect();
   try {
-    if (design === "columns") await addCopiedColumns(writer);
     if (design === "wal") {
       await writer.query(`CREATE PUBLICATION ${PUBLICATION}`);
       await writer.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
@@ -196,13 +183,13 @@ export async function measureOutboxDesign(
     const pgRelayed = await serverSeconds(options.postmasterPid);
     await relay.close();
     const pgClosed = await serverSeconds(options.postmasterPid);
-    if (design === "outbox" || design === "columns") await writer.query("VACUUM product_events");
+    if (design === "outbox" || design === "document") await writer.query("VACUUM product_events");
     const pgVacuumed = await serverSeconds(options.postmasterPid);
     if (events === 0) throw new Error(`${design}: no events`);
     const perEvent = (micros: number) => micros / events;
     const writePg = perEvent((pgWritten - pgBefore) * 1e6);
     const relayPg = design === "none" ? 0 : perEvent((pgRelayed - pgWritten) * 1e6);
-    const vacuumPg = design === "outbox" || design === "columns" ? perEvent((pgVacuumed - pgClosed) * 1e6) : 0;
+    const vacuumPg = design === "outbox" || design === "document" ? perEvent((pgVacuumed - pgClosed) * 1e6) : 0;
     return {
       design,
       events,
@@ -246,7 +233,7 @@ async function openRelay(
   const client = new pg.Client({ connectionString: databaseUrl, types: pgTypes });
   await client.connect();
   return {
-    drain: () => (design === "wal" ? drainSlot(client, slot, batch) : drainColumns(client, batch)),
+    drain: () => (design === "wal" ? drainSlot(client, slot, batch) : drainDocuments(client, batch)),
     close: () => client.end(),
   };
 }
@@ -255,18 +242,6 @@ async function openRelay(
 async function countChangedRows(client: pg.Client): Promise<number> {
   // An insert is version 1, and each change bumps it: the events a product's writes made.
   return Number((await client.query<{ n: string }>("SELECT sum(version)::text AS n FROM products")).rows[0]?.n ?? 0);
-}
-
-async function addCopiedColumns(client: pg.Client): Promise<void> {
-  // The products table's own types, so the copy is exact.
-  const { rows } = await client.query<{ name: string; type: string }>(
-    `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
-     WHERE attrelid = 'products'::regclass AND attname = ANY($1)`,
-    [COPIED_COLUMNS],
-  );
-  if (rows.length !== COPIED_COLUMNS.length) throw new Error("products no longer has every copied column");
-  const added = rows.map(({ name, type }) => `ADD COLUMN ${pg.escapeIdentifier(name)} ${type}`);
-  await client.query(`ALTER TABLE product_events ALTER COLUMN product DROP NOT NULL, ${added.join(", ")}`);
 }
 
 /** The production outbox session: read a batch as the leader does, delete it, until empty. */
@@ -289,29 +264,25 @@ async function outboxRelay(databaseUrl: string, batch: number): Promise<Relay> {
   };
 }
 
-const COLUMNS_READ = {
-  name: "bench_read_columns",
-  text: `SELECT * FROM (
-  SELECT DISTINCT ON (product_id) * FROM (
-    SELECT ${[
-      "id",
-      "event_id",
-      "product_id",
-      "version",
-      "persisted_at",
-      ...COPIED_COLUMNS.map((c) => (c === "source_offset" ? "source_offset::text AS source_offset" : c)),
-    ].join(", ")}
-    FROM product_events ORDER BY id LIMIT $1) head
+/** The outbox read as it was for documents: the rows as stored, the document parsed by pg (JSON.parse). */
+const DOCUMENT_READ = {
+  name: "bench_read_documents",
+  text: `SELECT id, event_id, product_id, product, persisted_at FROM (
+  SELECT DISTINCT ON (product_id) id, event_id, product_id, product, persisted_at
+  FROM (SELECT id, event_id, product_id, product, persisted_at FROM product_events ORDER BY id LIMIT $1) head
   ORDER BY product_id, id
 ) firsts ORDER BY id`,
 };
 
-/** The production read (the oldest event of each product among the first rows), over the copied columns. */
-async function drainColumns(client: pg.Client, batch: number): Promise<number> {
+async function drainDocuments(client: pg.Client, batch: number): Promise<number> {
   let events = 0;
   for (;;) {
-    const { rows } = await client.query<{ id: string }>({ ...COLUMNS_READ, values: [batch] });
+    const { rows } = await client.query<{ id: string; product: { id?: unknown } }>({
+      ...DOCUMENT_READ,
+      values: [batch],
+    });
     if (rows.length === 0) return events;
+    if (typeof rows[0]?.product.id !== "string") throw new Error("an outbox row without its document");
     events += rows.length;
     await client.query("DELETE FROM product_events WHERE id = ANY($1::bigint[])", [rows.map((row) => row.id)]);
   }

@@ -41,8 +41,18 @@ const row = (id: number, productId = `product-${id}`): OutboxRow => ({
   id: String(id),
   event_id: `event-${id}`,
   product_id: productId,
-  product: {} as OutboxRow["product"], // the loop never reads it
   persisted_at: "2024-07-01 00:00:00.123456+00",
+  // The loop never reads the product: the publisher encodes it.
+  name: "",
+  description: "",
+  amount: "1",
+  currency: "BRL",
+  quantity: 1,
+  availability_at: "2024-07-01 00:00:00+00",
+  category: "",
+  version: 1,
+  created_at: "2024-07-01 00:00:00+00",
+  updated_at: "2024-07-01 00:00:00+00",
 });
 
 const connectionLost = () => new Error("Connection terminated unexpectedly");

@@ -1,6 +1,7 @@
 import pg from "pg";
 import type { Logger } from "#platform/logger.js";
 import { pgTypes } from "../db/database.js";
+import { EVENT_PRODUCT_COLUMNS } from "../products/product-repository.js";
 import type { OutboxBacklog, OutboxSession, OutboxStore } from "./outbox-relay-loop.js";
 import type { OutboxRow } from "./product-persisted.js";
 
@@ -11,14 +12,41 @@ const RELAY_LOCK_KEY = 0x70726f64; // "prod"
 const BACKLOG_COUNT_LIMIT = 100_000;
 
 /**
+ * Casts of the product's columns that are not text, for rows that hold the product as a jsonb
+ * document instead (written before the migration 20261203000000_outbox_product_columns, or by a
+ * replica not upgraded yet): such a row reads back as one with columns.
+ */
+const DOCUMENT_CASTS: Readonly<Record<string, string>> = {
+  amount: "numeric",
+  quantity: "int",
+  availability_at: "timestamptz",
+  created_at: "timestamptz",
+  updated_at: "timestamptz",
+  source_partition: "int",
+  source_offset: "int8",
+};
+
+/** An OutboxRow's columns, from a product_events row of either kind: the offset as text (exact past 2^53). */
+export const OUTBOX_ROW_SELECT = `id, event_id, product_id, persisted_at,
+  ${EVENT_PRODUCT_COLUMNS.map((c) => {
+    if (c === "version") return c;
+    const cast = DOCUMENT_CASTS[c];
+    const fromDocument = cast ? `(product->>'${c}')::${cast}` : `product->>'${c}'`;
+    return `coalesce(${c}, ${fromDocument})${c === "source_offset" ? "::text" : ""} AS ${c}`;
+  }).join(",\n  ")}`;
+
+/**
  * The oldest row of each product among the first `limit` rows: the oldest of that product overall,
  * since every older row is among them. The product's later rows wait for a later batch. The scan
  * is the primary key's first `limit` entries; the two sorts are of at most `limit` rows in memory.
+ * Columns are listed, not `*`: one added to the table later changes nothing here.
  */
+const STORED = `id, event_id, product_id, persisted_at, product, ${EVENT_PRODUCT_COLUMNS.join(", ")}`;
 const READ_BATCH_SQL = `
-SELECT id, event_id, product_id, product, persisted_at FROM (
-  SELECT DISTINCT ON (product_id) id, event_id, product_id, product, persisted_at
-  FROM (SELECT id, event_id, product_id, product, persisted_at FROM product_events ORDER BY id LIMIT $1) head
+SELECT ${OUTBOX_ROW_SELECT}
+FROM (
+  SELECT DISTINCT ON (product_id) ${STORED}
+  FROM (SELECT ${STORED} FROM product_events ORDER BY id LIMIT $1) head
   ORDER BY product_id, id
 ) firsts
 ORDER BY id`;

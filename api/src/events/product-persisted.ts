@@ -1,16 +1,17 @@
 import { toBinary } from "@bufbuild/protobuf";
 import type { IHeaders, Message } from "kafkajs";
 import { type ProductPersisted, ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
-import { type ProductColumns, productFromColumns, sourceFromColumns } from "../products/product-repository.js";
+import { type ProductColumns, productWithId, sourceFromColumns } from "../products/product-repository.js";
 import { parseTimestamp } from "../products/timestamp.js";
 
-/** A row of the product_events outbox table. */
-export interface OutboxRow {
+/**
+ * A row of the product_events outbox table as the relay reads it (pg-outbox-store.ts): the event's
+ * own columns, and the product as the write stored it, in the columns a products row has (id apart).
+ */
+export interface OutboxRow extends Omit<ProductColumns, "id"> {
   id: string;
   event_id: string;
   product_id: string;
-  /** The products row as written, as JSON (see the upsert statement). */
-  product: ProductColumns;
   /** Text, as the database's type parsers return timestamps (microseconds kept). */
   persisted_at: string;
 }
@@ -22,9 +23,9 @@ export const EVENT_CONTENT_TYPE = "application/x-protobuf";
  * stay in one partition, in order; headers say how to decode it and carry the id to dedupe on.
  */
 export function toEventRecord(row: OutboxRow): Message {
-  const product = productFromColumns(row.product);
+  const product = productWithId(row.product_id, row);
   const persistedAt = parseTimestamp(row.persisted_at);
-  const source = sourceFromColumns(row.product);
+  const source = sourceFromColumns(row);
   const event: ProductPersisted = {
     $typeName: "products.v1.ProductPersisted",
     eventId: row.event_id,

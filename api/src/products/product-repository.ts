@@ -52,6 +52,13 @@ export const PRODUCT_COLUMNS = ["id", ...CONTENT_COLUMNS, "version", "created_at
 /** The Kafka position of the write a row holds (all NULL for a direct write): the tiebreak of write-order.ts. */
 const SOURCE_COLUMNS = ["source_topic", "source_partition", "source_offset"];
 
+/**
+ * The product as an outbox row holds it, one column each (see the migration
+ * 20261203000000_outbox_product_columns): every column a write returns but the id, which is the
+ * row's product_id.
+ */
+export const EVENT_PRODUCT_COLUMNS = [...PRODUCT_COLUMNS.filter((c) => c !== "id"), ...SOURCE_COLUMNS];
+
 /** The source columns as a write returns and the reads select them: the offset as text, exact past 2^53. */
 const sourceSelect = (alias: string) =>
   `${alias}.source_topic, ${alias}.source_partition, ${alias}.source_offset::text AS source_offset`;
@@ -87,8 +94,8 @@ WITH written AS (
   RETURNING ${PRODUCT_COLUMNS.map((c) => `p.${c}`).join(", ")}, ${sourceSelect("p")},
     (xmax = 0) AS inserted, p.last_write_changed AS changed
 ), outbox AS (
-  INSERT INTO product_events (product_id, version, product)
-  SELECT id, version, jsonb_build_object(${[...PRODUCT_COLUMNS, ...SOURCE_COLUMNS].map((c) => `'${c}', ${c === "amount" ? "amount::text" : c}`).join(", ")})
+  INSERT INTO product_events (product_id, ${EVENT_PRODUCT_COLUMNS.join(", ")})
+  SELECT id, ${EVENT_PRODUCT_COLUMNS.map((c) => (c === "source_offset" ? "source_offset::int8" : c)).join(", ")}
   FROM written WHERE changed ORDER BY id
 )
 SELECT ${returned} FROM written`;
@@ -127,11 +134,11 @@ LIMIT ?`;
  * The upsert runs as a named prepared statement on the pool's own pg connection: it is the hot
  * path, and this spares PostgreSQL a parse and plan and knex its query building on every write.
  */
-export const UPSERT_STATEMENT = { name: "products_upsert_v2", text: numberPlaceholders(UPSERT_SQL) };
+export const UPSERT_STATEMENT = { name: "products_upsert_v3", text: numberPlaceholders(UPSERT_SQL) };
 
 /** The same upsert returning only what an "outcome" result needs: fewer columns to send and parse. */
 const UPSERT_OUTCOME_STATEMENT = {
-  name: "products_upsert_outcome_v1",
+  name: "products_upsert_outcome_v2",
   text: numberPlaceholders(upsertSql("id, version, inserted, changed")),
 };
 
@@ -395,7 +402,7 @@ export function sourceOf(row: ProductRow): SourcePosition | undefined {
 }
 
 /** The source columns as a SourcePosition literal (see productFromColumns), if the write had one. */
-export function sourceFromColumns(row: ProductColumns): SourcePosition | undefined {
+export function sourceFromColumns(row: Omit<ProductColumns, "id">): SourcePosition | undefined {
   if (row.source_topic === null || row.source_topic === undefined) return undefined;
   return {
     $typeName: "products.v1.SourcePosition",
@@ -435,9 +442,14 @@ export interface ProductColumns {
  * reflection and objection's mapping cost more than the database work.
  */
 export function productFromColumns(row: ProductColumns): Product {
+  return productWithId(row.id, row);
+}
+
+/** productFromColumns of columns that leave the id out (an outbox row's is its product_id). */
+export function productWithId(id: string, row: Omit<ProductColumns, "id">): Product {
   return {
     $typeName: "products.v1.Product",
-    id: row.id,
+    id,
     name: row.name,
     description: row.description,
     pricing: { $typeName: "products.v1.Pricing", amount: canonicalAmount(row.amount), currency: row.currency },
