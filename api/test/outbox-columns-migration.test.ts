@@ -49,6 +49,7 @@ describe("the migration of the outbox's product to columns @integration", functi
       ["migrated", "9007199254740993"],
     ]);
 
+    expect(await migrateDown(knex)).to.deep.equal(["20261203010000_drop_event_id_unique"]);
     expect(await migrateDown(knex)).to.deep.equal(["20261203000000_outbox_product_columns"]);
     const documents = (
       await knex.raw<{ rows: { product_id: string; product: Record<string, unknown> }[] }>(
@@ -86,7 +87,10 @@ describe("the migration of the outbox's product to columns @integration", functi
       ].sort(),
     );
 
-    expect(await migrateToLatest(knex)).to.deep.equal(["20261203000000_outbox_product_columns"]);
+    expect(await migrateToLatest(knex)).to.deep.equal([
+      "20261203000000_outbox_product_columns",
+      "20261203010000_drop_event_id_unique",
+    ]);
     expect(await outboxRows()).to.deep.equal(written);
   });
 });

@@ -4,6 +4,7 @@ import * as createProductEvents from "./migrations/20261127010000_create_product
 import * as orderWritesBySource from "./migrations/20261202000000_order_writes_by_source.js";
 import * as listByCreatingTransaction from "./migrations/20261202010000_list_by_creating_transaction.js";
 import * as outboxProductColumns from "./migrations/20261203000000_outbox_product_columns.js";
+import * as dropEventIdUnique from "./migrations/20261203010000_drop_event_id_unique.js";
 
 /**
  * Migrations are imported statically rather than found by scanning a folder, so they run the same
@@ -15,6 +16,7 @@ const migrations: Record<string, Knex.Migration> = {
   "20261202000000_order_writes_by_source": orderWritesBySource,
   "20261202010000_list_by_creating_transaction": listByCreatingTransaction,
   "20261203000000_outbox_product_columns": outboxProductColumns,
+  "20261203010000_drop_event_id_unique": dropEventIdUnique,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {
