@@ -171,6 +171,7 @@ describe("createKafka", () => {
       "The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing";
     kafka.logger().namespace("Connection").error("Response AddPartitionsToTxn(key: 24, version: 1)", { error });
     kafka.logger().namespace("Producer").error("Failed to send messages: …", { retryCount: 0, error });
+    kafka.logger().namespace("Producer").error(`Failed to send messages: ${error}`, { retryCount: 0, retryTime: 17 });
     kafka.logger().namespace("Producer").error("Failed to send messages: …", { error: "Connection refused" });
     expect(lines.map((line) => [line.namespace, line.level])).to.deep.equal([["Producer", 50]]);
   });

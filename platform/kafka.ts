@@ -178,8 +178,10 @@ function pinoLogCreator(logger: Logger): logCreator {
       const retriedByKafkajs = namespace === "Connection" && message.startsWith("Response ");
       // A transaction begun while the coordinator still completes the previous one: part of every
       // transactional producer's normal run, retried at once.
+      // kafkajs names the error in a field of its own, or (the producer's retry) in the message.
       const previousTransactionCompleting =
-        typeof fields.error === "string" && fields.error.includes(CONCURRENT_TRANSACTIONS_MESSAGE);
+        message.includes(CONCURRENT_TRANSACTIONS_MESSAGE) ||
+        (typeof fields.error === "string" && fields.error.includes(CONCURRENT_TRANSACTIONS_MESSAGE));
       if (previousTransactionCompleting) logger.debug(entry, message);
       else if (level === KafkaLogLevel.ERROR && !retriedByKafkajs) logger.error(entry, message);
       else if (level === KafkaLogLevel.ERROR) logger.warn(entry, message);
