@@ -432,7 +432,7 @@ export interface ProductColumns {
   updated_at: string;
   source_topic?: string | null;
   source_partition?: number | null;
-  /** Text from a statement (exact past 2^53), a number from the event's JSON. */
+  /** Text, exact past 2^53 (the statements select it ::text). */
   source_offset?: string | number | null;
 }
 
