@@ -26,17 +26,9 @@ import { serverFacts, startLogicalServer } from "./outbox/logical-server.js";
 import { outboxSummaryLine, outboxTableLines, summarise } from "./outbox/report.js";
 import { benchLog } from "./shared/bench-log.js";
 import { writeResultsFile } from "./shared/results-file.js";
-import { failureText, parseArgsOrThrowUsage, UsageError } from "./shared/usage-error.js";
+import { failureText, integerFlag, parseArgsOrThrowUsage, UsageError } from "./shared/usage-error.js";
 
 const log = benchLog("bench:outbox");
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || !Number.isSafeInteger(n)) {
-    throw new UsageError(`--${flag}=${value}: expected a positive integer`);
-  }
-  return n;
-}
 
 function designList(text: string): OutboxDesign[] {
   const designs = text.split(",").map((d) => d.trim());
@@ -60,11 +52,11 @@ async function main(): Promise<void> {
     server: { type: "string" },
   });
   const options = {
-    records: positiveInt("records", values.records),
-    rounds: positiveInt("rounds", values.rounds),
+    records: integerFlag("records", values.records),
+    rounds: integerFlag("rounds", values.rounds),
     designs: designList(values.designs),
-    writeBatch: positiveInt("write-batch", values["write-batch"]),
-    readBatch: positiveInt("read-batch", values["read-batch"]),
+    writeBatch: integerFlag("write-batch", values["write-batch"]),
+    readBatch: integerFlag("read-batch", values["read-batch"]),
   };
   const own = values.server === undefined ? await startLogicalServer() : undefined;
   try {
@@ -91,7 +83,6 @@ async function main(): Promise<void> {
         const cost = await measureOutboxDesign(design, writes, {
           serverUrl,
           postmasterPid: facts.postmasterPid,
-          records: options.records,
           writeBatch: options.writeBatch,
           readBatch: options.readBatch,
           databasePrefix: `products_bench_outbox_${design}`,

@@ -14,18 +14,10 @@ import { measureRelayStages } from "./relay/stages.js";
 import { benchLog } from "./shared/bench-log.js";
 import { BENCH_POSTGRES_URL } from "./shared/environment.js";
 import { writeResultsFile } from "./shared/results-file.js";
-import { failureText, parseArgsOrThrowUsage, UsageError } from "./shared/usage-error.js";
+import { failureText, integerFlag, parseArgsOrThrowUsage, UsageError } from "./shared/usage-error.js";
 
 const log = benchLog("bench:relay");
 const PARTITIONS = 3;
-
-function positiveInt(flag: string, value: string, min = 1): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || !Number.isSafeInteger(n)) {
-    throw new UsageError(`--${flag}=${value}: expected an integer of at least ${min}`);
-  }
-  return n;
-}
 
 async function main(): Promise<void> {
   const api = loadApiConfig({ ...process.env, DATABASE_URL: BENCH_POSTGRES_URL });
@@ -37,11 +29,11 @@ async function main(): Promise<void> {
     repeat: { type: "string", default: "5" },
   });
   const options = {
-    records: positiveInt("records", values.records),
-    batchSize: positiveInt("batch-size", values["batch-size"]),
-    maxRequestBytes: positiveInt("request-bytes", values["request-bytes"]),
-    warmupBatches: positiveInt("warmup-batches", values["warmup-batches"], 0),
-    repeat: positiveInt("repeat", values.repeat),
+    records: integerFlag("records", values.records),
+    batchSize: integerFlag("batch-size", values["batch-size"]),
+    maxRequestBytes: integerFlag("request-bytes", values["request-bytes"]),
+    warmupBatches: integerFlag("warmup-batches", values["warmup-batches"], 0),
+    repeat: integerFlag("repeat", values.repeat),
     partitions: PARTITIONS,
     databaseServerUrl: BENCH_POSTGRES_URL,
   };

@@ -102,12 +102,12 @@ describe("bench:outbox, the designs of the write → event path", () => {
       const logical = await startLogicalServer();
       try {
         facts = await serverFacts(logical.url);
-        pid = logical.server.pid;
         const writes = workloadWrites(1000);
         const postmasterPid = logical.server.pid;
         if (postmasterPid === undefined) throw new Error("the embedded server's pid is unknown");
+        pid = postmasterPid;
         for (const design of OUTBOX_DESIGNS) {
-          const options = { serverUrl: logical.url, postmasterPid, records: 1000, writeBatch: 200, readBatch: 300 };
+          const options = { serverUrl: logical.url, postmasterPid, writeBatch: 200, readBatch: 300 };
           costs.set(
             design,
             await measureOutboxDesign(design, writes, { ...options, databasePrefix: `bench_${design}` }),

@@ -4,6 +4,7 @@ import { pgTypes } from "../../api/src/db/database.js";
 import { createPgOutboxStore } from "../../api/src/events/pg-outbox-store.js";
 import {
   EVENT_PRODUCT_COLUMNS,
+  numberPlaceholders,
   type ProductWrite,
   splitIntoRounds,
   UPSERT_SQL,
@@ -66,12 +67,6 @@ SELECT * FROM written WHERE (SELECT count(*) FROM events) >= 0`;
   }
 }
 
-/** "?" placeholders as "$1", "$2", … (UPSERT_SQL has no other question mark). */
-function numbered(sql: string): string {
-  let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
-}
-
 /**
  * The content of a pgoutput Message ('M') change in a binary logical decoding row, or undefined
  * for any other change (Begin, Commit). Protocol version 1: flags (int8), the message's LSN
@@ -91,7 +86,6 @@ export interface OutboxDesignOptions {
   serverUrl: string;
   /** The server's postmaster: the CPU counted is its own and its children's (this machine's /proc). */
   postmasterPid: number;
-  records: number;
   /** Records per upsert call, as the scheduler's API_BATCH_SIZE. */
   writeBatch: number;
   /** Events per relay read, as OUTBOX_BATCH_SIZE; for wal, changes per peek. */
@@ -148,6 +142,8 @@ export async function measureOutboxDesign(
   const writer = new pg.Client({ connectionString: database.url, types: pgTypes });
   const slot = `${database.name}_slot`;
   let slotCreated = false;
+  const hasRelay = design !== "none";
+  const hasOutbox = design === "outbox" || design === "document";
   await writer.connect();
   try {
     if (design === "wal") {
@@ -155,7 +151,7 @@ export async function measureOutboxDesign(
       await writer.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
       slotCreated = true;
     }
-    const statement = { name: `bench_upsert_${design}`, text: numbered(designUpsertSql(design)) };
+    const statement = { name: `bench_upsert_${design}`, text: numberPlaceholders(designUpsertSql(design)) };
     const lsnBefore = await currentLsn(writer);
     const pgBefore = await serverSeconds(options.postmasterPid);
     const writeStart = process.cpuUsage();
@@ -183,13 +179,14 @@ export async function measureOutboxDesign(
     const pgRelayed = await serverSeconds(options.postmasterPid);
     await relay.close();
     const pgClosed = await serverSeconds(options.postmasterPid);
-    if (design === "outbox" || design === "document") await writer.query("VACUUM product_events");
+    if (hasOutbox) await writer.query("VACUUM product_events");
     const pgVacuumed = await serverSeconds(options.postmasterPid);
     if (events === 0) throw new Error(`${design}: no events`);
     const perEvent = (micros: number) => micros / events;
     const writePg = perEvent((pgWritten - pgBefore) * 1e6);
-    const relayPg = design === "none" ? 0 : perEvent((pgRelayed - pgWritten) * 1e6);
-    const vacuumPg = design === "outbox" || design === "document" ? perEvent((pgVacuumed - pgClosed) * 1e6) : 0;
+    const relayPg = hasRelay ? perEvent((pgRelayed - pgWritten) * 1e6) : 0;
+    const vacuumPg = hasOutbox ? perEvent((pgVacuumed - pgClosed) * 1e6) : 0;
+    const relayClientPerEvent = hasRelay ? perEvent(relayClient) : 0;
     return {
       design,
       events,
@@ -197,10 +194,10 @@ export async function measureOutboxDesign(
       writeClient: perEvent(writeClient),
       walBytes: walBytes / events,
       relayPg,
-      relayClient: design === "none" ? 0 : perEvent(relayClient),
+      relayClient: relayClientPerEvent,
       vacuumPg,
       pg: writePg + relayPg + vacuumPg,
-      client: perEvent(writeClient) + (design === "none" ? 0 : perEvent(relayClient)),
+      client: perEvent(writeClient) + relayClientPerEvent,
     };
   } finally {
     // A database with a replication slot cannot be dropped.

@@ -1,4 +1,4 @@
-import { parseArgsOrThrowUsage, UsageError } from "../shared/usage-error.js";
+import { integerFlag, parseArgsOrThrowUsage, UsageError } from "../shared/usage-error.js";
 
 /** See PipelineBenchOptions.warmupPercent; the capacity bench uses it as it is. */
 export const DEFAULT_WARMUP_PERCENT = 10;
@@ -37,13 +37,6 @@ export function readPipelineBenchOptions(args: string[]): PipelineBenchOptions {
     "node-args": { type: "string", default: "" },
     "results-file": { type: "string" },
   });
-  const positiveInt = (flag: string, value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || !Number.isSafeInteger(n)) {
-      throw new UsageError(`--${flag}=${value}: expected a positive integer`);
-    }
-    return n;
-  };
   const pipeline = values.pipeline as PipelineMode;
   if (!PIPELINE_MODES.includes(pipeline)) {
     throw new UsageError(`--pipeline=${values.pipeline}: expected one of ${PIPELINE_MODES.join(", ")}`);
@@ -58,11 +51,11 @@ export function readPipelineBenchOptions(args: string[]): PipelineBenchOptions {
   }
   if (relay === "separate" && pipeline !== "child") throw new UsageError("--relay=separate needs --pipeline=child");
   return {
-    messages: positiveInt("messages", values.messages),
+    messages: integerFlag("messages", values.messages),
     pipeline,
     relay,
-    latencyS: positiveInt("latency-s", values["latency-s"]),
-    rate: positiveInt("rate", values.rate),
+    latencyS: integerFlag("latency-s", values["latency-s"]),
+    rate: integerFlag("rate", values.rate),
     warmupPercent,
     nodeArgs: values["node-args"].split(" ").filter((arg) => arg !== ""),
     resultsFile: values["results-file"],

@@ -15,6 +15,17 @@ export function parseArgsOrThrowUsage<T extends ParseArgsConfig["options"]>(args
   }
 }
 
+/** A flag's value as a whole number of at least `min`, or a UsageError naming the flag. */
+export function integerFlag(flag: string, value: string, min = 1): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || !Number.isSafeInteger(n)) {
+    throw new UsageError(
+      `--${flag}=${value}: expected ${min === 1 ? "a positive integer" : `an integer of at least ${min}`}`,
+    );
+  }
+  return n;
+}
+
 /** What a bench prints when it fails: the usage message, or the error with its causes. */
 export function failureText(error: unknown): string {
   return error instanceof UsageError ? error.message : describeError(error);

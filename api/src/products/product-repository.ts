@@ -145,7 +145,7 @@ const UPSERT_OUTCOME_STATEMENT = {
 const UPSERT_STATEMENTS = { full: UPSERT_STATEMENT, outcome: UPSERT_OUTCOME_STATEMENT } as const;
 
 /** knex's "?" placeholders as pg's "$1", "$2", …; UPSERT_SQL has no other question mark. */
-function numberPlaceholders(sql: string): string {
+export function numberPlaceholders(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
 }

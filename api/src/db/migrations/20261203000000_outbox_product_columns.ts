@@ -9,22 +9,24 @@ import type { Knex } from "knex";
  * of the earlier version cannot read the new rows: during a rolling upgrade it fails on the first
  * one and gives up its lease, and a replica of this version takes over (events wait, none is lost).
  */
-const COLUMNS = `
-  name text,
-  description text,
-  amount numeric,
-  currency text,
-  quantity integer,
-  availability_at timestamptz(6),
-  category text,
-  created_at timestamptz(6),
-  updated_at timestamptz(6),
-  source_topic text,
-  source_partition integer,
-  source_offset bigint`;
+/** The product's columns as the outbox row copies them, with their types. */
+const COLUMNS: readonly (readonly [name: string, type: string])[] = [
+  ["name", "text"],
+  ["description", "text"],
+  ["amount", "numeric"],
+  ["currency", "text"],
+  ["quantity", "integer"],
+  ["availability_at", "timestamptz(6)"],
+  ["category", "text"],
+  ["created_at", "timestamptz(6)"],
+  ["updated_at", "timestamptz(6)"],
+  ["source_topic", "text"],
+  ["source_partition", "integer"],
+  ["source_offset", "bigint"],
+];
 
 export async function up(knex: Knex): Promise<void> {
-  const added = COLUMNS.split(",").map((column) => `ADD COLUMN ${column.trim()}`);
+  const added = COLUMNS.map(([name, type]) => `ADD COLUMN ${name} ${type}`);
   await knex.raw(`ALTER TABLE product_events ALTER COLUMN product DROP NOT NULL, ${added.join(", ")}`);
 }
 
@@ -37,6 +39,6 @@ export async function down(knex: Knex): Promise<void> {
       'version', version, 'created_at', created_at, 'updated_at', updated_at, 'source_topic', source_topic,
       'source_partition', source_partition, 'source_offset', source_offset::text)
     WHERE product IS NULL`);
-  const dropped = COLUMNS.split(",").map((column) => `DROP COLUMN ${column.trim().split(" ")[0]}`);
+  const dropped = COLUMNS.map(([name]) => `DROP COLUMN ${name}`);
   await knex.raw(`ALTER TABLE product_events ${dropped.join(", ")}, ALTER COLUMN product SET NOT NULL`);
 }
