@@ -4,7 +4,7 @@ import type { Consumer, Kafka } from "kafkajs";
 import pg from "pg";
 import { type ProductPersisted, ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
 import { runScopedSuffix } from "./env.js";
-import { withAdmin } from "./kafka.js";
+import { highWatermarks } from "./high-watermarks.js";
 
 /** A ProductPersisted record as a consumer of the persisted topic sees it. */
 export interface SeenEvent {
@@ -26,7 +26,8 @@ export interface EventWatcher {
   /** Resolves with every event seen once `condition` holds for them; rejects after timeoutMs naming `what`. */
   until(condition: (events: SeenEvent[]) => boolean, what: string, timeoutMs?: number): Promise<SeenEvent[]>;
   /**
-   * Resolves once every record now in the topic has been seen. After the outbox is drained
+   * Resolves once every record now in the topic has been seen, up to its high watermark: every
+   * transaction below it decided, its commit marker written. After the outbox is drained
    * (untilOutboxDrained), counts taken then are final: nothing published is still on its way.
    */
   untilCaughtUp(timeoutMs?: number): Promise<SeenEvent[]>;
@@ -106,10 +107,10 @@ export async function watchEvents(kafka: Kafka, topic: string): Promise<EventWat
     of: (id) => seen.filter((e) => e.key === id),
     until: (condition, what, timeoutMs = 15_000) => waitFor(() => condition(seen), what, timeoutMs),
     async untilCaughtUp(timeoutMs = 15_000) {
-      const ends = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
+      const ends = [...(await highWatermarks(kafka, topic))];
       return waitFor(
-        () => ends.every(({ partition, high }) => (nextOffsets.get(partition) ?? 0n) >= BigInt(high)),
-        `the events of ${topic} up to ${ends.map((e) => `${e.partition}:${e.high}`).join(",")}`,
+        () => ends.every(([partition, high]) => (nextOffsets.get(partition) ?? 0n) >= high),
+        `the events of ${topic} up to ${ends.map(([partition, high]) => `${partition}:${high}`).join(",")}`,
         timeoutMs,
       );
     },

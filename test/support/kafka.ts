@@ -2,6 +2,7 @@ import { type Admin, type Kafka, type KafkaMessage, type Message, Partitioners, 
 import { createEnvReader } from "#platform/env.js";
 import { createKafka, ensureTopics, readKafkaConfig } from "#platform/kafka.js";
 import { runScopedSuffix, testBrokers } from "./env.js";
+import { highWatermarks } from "./high-watermarks.js";
 import { testLogger } from "./logger.js";
 
 /** A kafkajs client for the test broker (or `brokers`), logging like the services do, at TEST_LOG_LEVEL. */
@@ -99,8 +100,7 @@ export async function produceInOrder(
 
 /** Number of records in the topic (sum of high watermarks: test topics start at offset 0; control records of transactions count too). */
 export async function recordCount(kafka: Kafka, topic: string): Promise<number> {
-  const ends = await withAdmin(kafka, (admin) => admin.fetchTopicOffsets(topic));
-  return ends.reduce((sum, { high }) => sum + Number(high), 0);
+  return [...(await highWatermarks(kafka, topic)).values()].reduce((sum, high) => sum + Number(high), 0);
 }
 
 /** A record read back, with where it is. */
@@ -112,8 +112,8 @@ export interface ReadRecord {
 
 /**
  * Reads every record of the topics from the beginning with a throwaway group, up to the end of
- * each partition as of the call, in offset order within each partition; the control records of
- * transactions are skipped, as consumers do.
+ * each partition as of the call (its high watermark: see highWatermarks), in offset order within
+ * each partition; the control records of transactions are skipped, as consumers do.
  */
 export async function readAllRecords(
   kafka: Kafka,
@@ -121,13 +121,9 @@ export async function readAllRecords(
   timeoutMs = 15_000,
 ): Promise<ReadRecord[]> {
   const ends = new Map<string, bigint>();
-  await withAdmin(kafka, async (admin) => {
-    for (const topic of topics) {
-      for (const { partition, high } of await admin.fetchTopicOffsets(topic)) {
-        ends.set(`${topic}:${partition}`, BigInt(high));
-      }
-    }
-  });
+  for (const topic of topics) {
+    for (const [partition, high] of await highWatermarks(kafka, topic)) ends.set(`${topic}:${partition}`, high);
+  }
   const next = new Map([...ends.keys()].map((at) => [at, 0n]));
   const caughtUp = () => [...ends].every(([at, high]) => (next.get(at) ?? 0n) >= high);
   const consumer = kafka.consumer({ groupId: `test-reader-${runScopedSuffix()}`, maxWaitTimeInMs: 200 });
