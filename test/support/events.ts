@@ -4,7 +4,7 @@ import type { Consumer, Kafka } from "kafkajs";
 import pg from "pg";
 import { type ProductPersisted, ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
 import { runScopedSuffix } from "./env.js";
-import { highWatermarks } from "./high-watermarks.js";
+import { highWatermarks } from "./kafka.js";
 
 /** A ProductPersisted record as a consumer of the persisted topic sees it. */
 export interface SeenEvent {

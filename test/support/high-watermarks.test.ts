@@ -6,8 +6,7 @@ import { ProductPersistedSchema } from "#gen/products/v1/events_pb.js";
 import { createIdempotentProducer } from "#platform/kafka.js";
 import { runScopedSuffix } from "./env.js";
 import { type EventWatcher, watchEvents } from "./events.js";
-import { highWatermarks } from "./high-watermarks.js";
-import { createTestTopics, readAllRecords, type TestTopics, testKafka, withAdmin } from "./kafka.js";
+import { createTestTopics, highWatermarks, readAllRecords, type TestTopics, testKafka, withAdmin } from "./kafka.js";
 
 const eventRecord = (id: string) => ({
   key: id,

@@ -1,8 +1,9 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { type Admin, type Kafka, type KafkaMessage, type Message, Partitioners, type Producer } from "kafkajs";
 import { createEnvReader } from "#platform/env.js";
 import { createKafka, ensureTopics, readKafkaConfig } from "#platform/kafka.js";
 import { runScopedSuffix, testBrokers } from "./env.js";
-import { highWatermarks } from "./high-watermarks.js";
+import { listEndOffsets } from "./list-offsets.js";
 import { testLogger } from "./logger.js";
 
 /** A kafkajs client for the test broker (or `brokers`), logging like the services do, at TEST_LOG_LEVEL. */
@@ -21,6 +22,51 @@ export async function withAdmin<T>(kafka: Kafka, work: (admin: Admin) => Promise
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * The high watermark of each partition of `topic`: the offset after its last record, committed or
+ * not. Tests need it to know when a reader has seen everything published so far, and kafkajs's
+ * admin.fetchTopicOffsets cannot give it: it always asks for read_committed, which answers the last
+ * stable offset. That one stays before a transaction until the commit marker is written, and the
+ * broker writes the marker after it has answered the commit. So right after the relay committed
+ * (and deleted its outbox rows), the LSO may still be before the events: a reader that stops there
+ * misses them. A read_committed reader passes the high watermark only once every transaction below
+ * it is decided, so waiting for that is exact. Asked again for up to `retryForMs` while it fails,
+ * as when a restarted broker has not taken its leaderships back yet.
+ */
+export async function highWatermarks(kafka: Kafka, topic: string, retryForMs = 10_000): Promise<Map<number, bigint>> {
+  const deadline = Date.now() + retryForMs;
+  for (;;) {
+    try {
+      const leaders = await withAdmin(kafka, (admin) => partitionLeaders(admin, topic));
+      const answers = await Promise.all(
+        [...leaders].map(([address, partitions]) => listEndOffsets(address, topic, partitions)),
+      );
+      return new Map(answers.flatMap((answer) => [...answer]));
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await delay(200);
+    }
+  }
+}
+
+/** The partitions of `topic` by the "host:port" of their leader. */
+async function partitionLeaders(admin: Admin, topic: string): Promise<Map<string, number[]>> {
+  const [{ brokers }, { topics }] = await Promise.all([
+    admin.describeCluster(),
+    admin.fetchTopicMetadata({ topics: [topic] }),
+  ]);
+  const leaders = new Map<string, number[]>();
+  for (const { partitionId, leader } of topics[0]?.partitions ?? []) {
+    const broker = brokers.find((b) => b.nodeId === leader);
+    if (!broker) throw new Error(`${topic}[${partitionId}] has no leader among the brokers (leader ${leader})`);
+    const address = `${broker.host}:${broker.port}`;
+    const partitions = leaders.get(address) ?? [];
+    partitions.push(partitionId);
+    leaders.set(address, partitions);
+  }
+  return leaders;
 }
 
 export interface TestTopics {

@@ -1,63 +1,19 @@
 import { connect } from "node:net";
-import { setTimeout as delay } from "node:timers/promises";
-import type { Kafka } from "kafkajs";
-
-/**
- * The high watermark of each partition of `topic`: the offset after its last record, committed or
- * not. Tests need it to know when a reader has seen everything published so far, and kafkajs cannot
- * give it: admin.fetchTopicOffsets always asks for read_committed, which answers the last stable
- * offset. That one stays before a transaction until the commit marker is written, and the broker
- * writes the marker after it has answered the commit. So right after the relay committed (and
- * deleted its outbox rows), the LSO may still be before the events: a reader that stops there
- * misses them. A read_committed reader passes the high watermark only once every transaction
- * below it is decided, so waiting for that is exact.
- *
- * One ListOffsets v2 request per partition leader, with isolation_level 0 (read_uncommitted),
- * written by hand: kafkajs does not let the admin choose the isolation level. Asked again for up to
- * `retryForMs` while it fails, as when a restarted broker has not taken its leaderships back yet.
- */
-export async function highWatermarks(kafka: Kafka, topic: string, retryForMs = 10_000): Promise<Map<number, bigint>> {
-  const deadline = Date.now() + retryForMs;
-  for (;;) {
-    try {
-      return await askLeaders(kafka, topic);
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await delay(200);
-    }
-  }
-}
-
-async function askLeaders(kafka: Kafka, topic: string): Promise<Map<number, bigint>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  let leaders: Map<string, number[]>;
-  try {
-    const [{ brokers }, { topics }] = await Promise.all([
-      admin.describeCluster(),
-      admin.fetchTopicMetadata({ topics: [topic] }),
-    ]);
-    leaders = new Map();
-    for (const { partitionId, leader } of topics[0]?.partitions ?? []) {
-      const broker = brokers.find((b) => b.nodeId === leader);
-      if (!broker) throw new Error(`${topic}[${partitionId}] has no leader among the brokers (leader ${leader})`);
-      const address = `${broker.host}:${broker.port}`;
-      leaders.set(address, [...(leaders.get(address) ?? []), partitionId]);
-    }
-  } finally {
-    await admin.disconnect();
-  }
-  const answers = await Promise.all(
-    [...leaders].map(([address, partitions]) => listEndOffsets(address, topic, partitions)),
-  );
-  return new Map(answers.flatMap((answer) => [...answer]));
-}
 
 const LIST_OFFSETS = { apiKey: 2, apiVersion: 2 } as const;
 /** ListOffsets' timestamp for "the end of the partition". */
 const LATEST = -1n;
 
-async function listEndOffsets(address: string, topic: string, partitions: number[]): Promise<Map<number, bigint>> {
+/**
+ * The high watermark of each of `partitions` of `topic`, asked of their leader at `address`
+ * ("host:port"): one ListOffsets v2 request with isolation_level 0 (read_uncommitted), written by
+ * hand because kafkajs's admin always asks for read_committed (see highWatermarks in kafka.ts).
+ */
+export async function listEndOffsets(
+  address: string,
+  topic: string,
+  partitions: number[],
+): Promise<Map<number, bigint>> {
   const request = new Writer()
     .int16(LIST_OFFSETS.apiKey)
     .int16(LIST_OFFSETS.apiVersion)
